@@ -1,0 +1,24 @@
+//! Frontdesk's domain: the models partners and agents see, the rules that keep them valid,
+//! and pure computations (Flashback, credential hashing). No I/O, no async runtime, no web or
+//! database types, so other services can reuse it.
+
+pub mod conversation;
+pub mod credentials;
+pub mod customer;
+pub mod error;
+pub mod flashback;
+pub mod limits;
+pub mod message;
+pub mod partner;
+pub mod patch;
+pub mod timestamp;
+
+pub use conversation::{Conversation, ConversationStatus};
+pub use credentials::{Secret, SecretHash};
+pub use customer::{Customer, CustomerChanges, CustomerId, CustomerPatch};
+pub use error::{DomainError, ValidationError};
+pub use flashback::{EventDate, Flashback, FlashbackProfile};
+pub use patch::Patch;
+pub use message::{Message, MessageDraft, Metadata, PartnerMessageRequest, Sender};
+pub use partner::{Partner, PartnerId, PartnerRegistration};
+pub use timestamp::Timestamp;

@@ -1,0 +1,263 @@
+//! Messages: who said what, in which conversation, and whether it was read.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::customer::CustomerId;
+use crate::error::ValidationError;
+use crate::limits::{
+    CLIENT_MESSAGE_ID_MAX_CHARS, CONTENT_MAX_CHARS, CONTENT_MIN_CHARS, METADATA_MAX_BYTES,
+};
+use crate::timestamp::Timestamp;
+
+/// Structured data attached to a message: a JSON object.
+pub type Metadata = Map<String, Value>;
+
+/// Who wrote a message; `senderId` on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Sender {
+    Customer(CustomerId),
+    /// `agent-<id>`.
+    Agent(i64),
+    /// The automated responder: `bot`.
+    Bot,
+}
+
+impl Sender {
+    pub fn is_agent_side(&self) -> bool {
+        !matches!(self, Sender::Customer(_))
+    }
+
+    /// Reads a stored `senderId` back; `is_from_agent` settles the customer case.
+    pub fn from_stored(sender_id: String, is_from_agent: bool) -> Self {
+        if !is_from_agent {
+            return Sender::Customer(CustomerId::from_stored(sender_id));
+        }
+        match sender_id
+            .strip_prefix("agent-")
+            .and_then(|n| n.parse::<i64>().ok())
+        {
+            Some(id) => Sender::Agent(id),
+            None => Sender::Bot,
+        }
+    }
+}
+
+impl fmt::Display for Sender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Sender::Customer(id) => f.write_str(id.as_str()),
+            Sender::Agent(id) => write!(f, "agent-{id}"),
+            Sender::Bot => f.write_str("bot"),
+        }
+    }
+}
+
+impl Serialize for Sender {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// The guide's Message object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: i64,
+    pub conversation_id: i64,
+    #[serde(rename = "senderId")]
+    pub sender: Sender,
+    pub content: String,
+    pub is_from_agent: bool,
+    pub timestamp: Timestamp,
+    pub read_status: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+    /// Echoed so an offline queue can match its retries to what was stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_message_id: Option<String>,
+}
+
+/// A checked message, ready to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageDraft {
+    pub conversation_id: i64,
+    pub sender: Sender,
+    pub content: String,
+    pub metadata: Option<Metadata>,
+    pub client_message_id: Option<String>,
+}
+
+impl MessageDraft {
+    /// Checks content, metadata and clientMessageId against contract.md's limits.
+    pub fn new(
+        conversation_id: i64,
+        sender: Sender,
+        content: String,
+        metadata: Option<Metadata>,
+        client_message_id: Option<String>,
+    ) -> Result<Self, ValidationError> {
+        check_content(&content)?;
+        if let Some(metadata) = &metadata {
+            check_metadata(metadata)?;
+        }
+        if let Some(id) = &client_message_id {
+            check_client_message_id(id)?;
+        }
+        Ok(Self {
+            conversation_id,
+            sender,
+            content,
+            metadata,
+            client_message_id,
+        })
+    }
+
+    /// Whether a stored message is this draft again (a retry), for clientMessageId replays.
+    pub fn is_same_as(&self, stored: &Message) -> bool {
+        stored.conversation_id == self.conversation_id
+            && stored.sender == self.sender
+            && stored.content == self.content
+            && stored.metadata == self.metadata
+    }
+}
+
+fn check_content(content: &str) -> Result<(), ValidationError> {
+    let chars = content.chars().count();
+    if chars < CONTENT_MIN_CHARS || content.trim().is_empty() {
+        return Err(ValidationError::new("content", "must not be empty"));
+    }
+    if chars > CONTENT_MAX_CHARS {
+        return Err(ValidationError::new(
+            "content",
+            format!("must be at most {CONTENT_MAX_CHARS} characters, not {chars}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_metadata(metadata: &Metadata) -> Result<(), ValidationError> {
+    let size = serde_json::to_vec(metadata).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > METADATA_MAX_BYTES {
+        return Err(ValidationError::new(
+            "metadata",
+            format!("must be at most {METADATA_MAX_BYTES} bytes as JSON, not {size}"),
+        ));
+    }
+    if metadata
+        .get("commandType")
+        .is_some_and(|command| !command.is_string())
+    {
+        return Err(ValidationError::new(
+            "metadata.commandType",
+            "must be a string",
+        ));
+    }
+    Ok(())
+}
+
+fn check_client_message_id(id: &str) -> Result<(), ValidationError> {
+    let chars = id.chars().count();
+    if chars == 0 || chars > CLIENT_MESSAGE_ID_MAX_CHARS || id.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            "clientMessageId",
+            format!("must be 1 to {CLIENT_MESSAGE_ID_MAX_CHARS} printable characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// The body of `POST /api/partner/messages`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PartnerMessageRequest {
+    pub conversation_id: i64,
+    pub sender_id: String,
+    pub content: String,
+    #[serde(default)]
+    pub is_from_agent: bool,
+    #[serde(default)]
+    pub metadata: Option<Metadata>,
+    #[serde(default)]
+    pub client_message_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn customer() -> Sender {
+        Sender::Customer(CustomerId::from_stored("customer-12345".into()))
+    }
+
+    #[test]
+    fn content_limits() {
+        let draft = |content: String| MessageDraft::new(1, customer(), content, None, None);
+        assert!(draft("x".into()).is_ok());
+        assert!(draft("é".repeat(10_000)).is_ok());
+        assert_eq!(draft(String::new()).map_err(|e| e.field), Err("content"));
+        assert_eq!(draft("  \n ".into()).map_err(|e| e.field), Err("content"));
+        assert_eq!(draft("x".repeat(10_001)).map_err(|e| e.field), Err("content"));
+    }
+
+    #[test]
+    fn metadata_limits() {
+        let draft = |metadata: Value| {
+            let Value::Object(map) = metadata else {
+                return Err(ValidationError::new("test", "not an object"));
+            };
+            MessageDraft::new(1, customer(), "hi".into(), Some(map), None)
+        };
+        assert!(draft(serde_json::json!({"commandType": "order_lookup", "value": [1]})).is_ok());
+        assert_eq!(
+            draft(serde_json::json!({"commandType": 5})).map_err(|e| e.field),
+            Err("metadata.commandType")
+        );
+        let big = "x".repeat(METADATA_MAX_BYTES);
+        assert_eq!(
+            draft(serde_json::json!({ "value": big })).map_err(|e| e.field),
+            Err("metadata")
+        );
+    }
+
+    #[test]
+    fn senders_round_trip() {
+        for sender in [customer(), Sender::Agent(2), Sender::Bot] {
+            let text = sender.to_string();
+            assert_eq!(
+                Sender::from_stored(text, sender.is_agent_side()),
+                sender
+            );
+        }
+    }
+
+    #[test]
+    fn serialises_like_the_guide() {
+        let message = Message {
+            id: 2,
+            conversation_id: 1,
+            sender: Sender::Agent(2),
+            content: "Hi there!".into(),
+            is_from_agent: true,
+            timestamp: Timestamp::new(datetime!(2023-01-01 00:00:05 UTC)),
+            read_status: false,
+            metadata: None,
+            client_message_id: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&message).unwrap_or_default(),
+            serde_json::json!({
+                "id": 2,
+                "conversationId": 1,
+                "senderId": "agent-2",
+                "content": "Hi there!",
+                "isFromAgent": true,
+                "timestamp": "2023-01-01T00:00:05.000Z",
+                "readStatus": false
+            })
+        );
+    }
+}
