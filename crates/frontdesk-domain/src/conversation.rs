@@ -5,7 +5,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::customer::CustomerId;
-use crate::error::DomainError;
+use crate::error::{DomainError, ValidationError};
+use crate::message::Sender;
 use crate::partner::PartnerId;
 use crate::timestamp::Timestamp;
 
@@ -61,6 +62,25 @@ pub struct Conversation {
 }
 
 impl Conversation {
+    /// Whether `sender` may add a message now: the customer of this conversation until it is
+    /// closed, the agent holding it, and the automated responder only while it waits.
+    pub fn check_message_from(&self, sender: &Sender) -> Result<(), DomainError> {
+        match sender {
+            Sender::Customer(id) if *id != self.customer_id => Err(ValidationError::new(
+                "senderId",
+                "must be the conversation's customerId",
+            )
+            .into()),
+            Sender::Customer(_) => self.check_customer_message(),
+            Sender::Agent(agent_id) => self.check_agent_message(*agent_id),
+            Sender::Bot => match self.status {
+                ConversationStatus::Waiting => Ok(()),
+                ConversationStatus::Active => Err(DomainError::AssignedElsewhere),
+                ConversationStatus::Closed => Err(DomainError::ConversationClosed),
+            },
+        }
+    }
+
     /// A customer may write until the conversation is closed.
     pub fn check_customer_message(&self) -> Result<(), DomainError> {
         match self.status {
@@ -124,7 +144,9 @@ mod tests {
     fn lifecycle_rules() {
         use ConversationStatus::*;
         assert!(conversation(Waiting, None).check_customer_message().is_ok());
-        assert!(conversation(Active, Some(2)).check_customer_message().is_ok());
+        assert!(conversation(Active, Some(2))
+            .check_customer_message()
+            .is_ok());
         assert_eq!(
             conversation(Closed, None).check_customer_message(),
             Err(DomainError::ConversationClosed)

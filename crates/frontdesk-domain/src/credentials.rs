@@ -4,7 +4,7 @@
 //! A fast digest is right here, unlike for passwords: the secrets carry 256 bits of entropy, so
 //! there is nothing to brute-force, and a digest can be looked up by equality in an index.
 
-use rand::{CryptoRng, RngCore};
+use rand::CryptoRng;
 use sha2::{Digest, Sha256};
 
 /// Random bytes in every secret.
@@ -21,7 +21,7 @@ pub struct SecretHash(String);
 impl Secret {
     /// `prefix` + 64 hex characters, e.g. `fdk_3f9a…`. The prefix tells a reader (and a
     /// secret scanner) what kind of credential leaked.
-    pub fn generate(prefix: &str, rng: &mut (impl RngCore + CryptoRng)) -> Self {
+    pub fn generate(prefix: &str, rng: &mut impl CryptoRng) -> Self {
         let mut bytes = [0u8; SECRET_BYTES];
         rng.fill_bytes(&mut bytes);
         Self(format!("{prefix}{}", hex::encode(bytes)))

@@ -185,9 +185,13 @@ fn parse_email(text: &str) -> Result<String, ValidationError> {
 pub fn parse_birthdate(text: &str, today: Date) -> Result<Date, ValidationError> {
     let field = "birthdate";
     let shape_ok = text.len() == 10
-        && text
-            .char_indices()
-            .all(|(i, c)| if i == 4 || i == 7 { c == '-' } else { c.is_ascii_digit() });
+        && text.char_indices().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                c == '-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
     let date = shape_ok
         .then(|| Date::parse(text, format_description!("[year]-[month]-[day]")).ok())
         .flatten()
@@ -245,8 +249,7 @@ mod tests {
     #[test]
     fn patch_distinguishes_missing_null_and_value() {
         let patch: CustomerPatch =
-            serde_json::from_str(r#"{"email":null,"birthdate":"1990-01-15"}"#)
-                .unwrap_or_default();
+            serde_json::from_str(r#"{"email":null,"birthdate":"1990-01-15"}"#).unwrap_or_default();
         let changes = patch.validate(TODAY);
         let changes = changes.as_ref().ok();
         assert_eq!(changes.map(|c| &c.email), Some(&Patch::Clear));
@@ -255,10 +258,7 @@ mod tests {
             changes.map(|c| &c.birthdate),
             Some(&Patch::Set(date!(1990 - 01 - 15)))
         );
-        assert!(matches!(
-            changes.map(|c| &c.flashback),
-            Some(Patch::Set(_))
-        ));
+        assert!(matches!(changes.map(|c| &c.flashback), Some(Patch::Set(_))));
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub enum DomainError {
     /// The same clientMessageId was used for a different message.
     #[error("clientMessageId was already used for a different message")]
     IdempotencyMismatch,
+    /// Authenticated, but this caller may not do this.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// A status change that the lifecycle does not allow.
     #[error("cannot change a {from} conversation to {to}")]
     Transition {

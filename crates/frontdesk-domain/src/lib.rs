@@ -2,6 +2,7 @@
 //! and pure computations (Flashback, credential hashing). No I/O, no async runtime, no web or
 //! database types, so other services can reuse it.
 
+pub mod access;
 pub mod conversation;
 pub mod credentials;
 pub mod customer;
@@ -13,12 +14,13 @@ pub mod partner;
 pub mod patch;
 pub mod timestamp;
 
+pub use access::Viewer;
 pub use conversation::{Conversation, ConversationStatus};
 pub use credentials::{Secret, SecretHash};
 pub use customer::{Customer, CustomerChanges, CustomerId, CustomerPatch};
 pub use error::{DomainError, ValidationError};
 pub use flashback::{EventDate, Flashback, FlashbackProfile};
-pub use patch::Patch;
 pub use message::{Message, MessageDraft, Metadata, PartnerMessageRequest, Sender};
 pub use partner::{Partner, PartnerId, PartnerRegistration};
+pub use patch::Patch;
 pub use timestamp::Timestamp;

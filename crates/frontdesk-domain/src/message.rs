@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::customer::CustomerId;
-use crate::error::ValidationError;
+use crate::error::{DomainError, ValidationError};
 use crate::limits::{
     CLIENT_MESSAGE_ID_MAX_CHARS, CONTENT_MAX_CHARS, CONTENT_MIN_CHARS, METADATA_MAX_BYTES,
 };
@@ -139,7 +139,9 @@ fn check_content(content: &str) -> Result<(), ValidationError> {
 }
 
 fn check_metadata(metadata: &Metadata) -> Result<(), ValidationError> {
-    let size = serde_json::to_vec(metadata).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(metadata)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > METADATA_MAX_BYTES {
         return Err(ValidationError::new(
             "metadata",
@@ -184,6 +186,28 @@ pub struct PartnerMessageRequest {
     pub client_message_id: Option<String>,
 }
 
+impl PartnerMessageRequest {
+    /// A partner speaks for its customers only; agents answer through the agent API.
+    pub fn into_draft(self) -> Result<MessageDraft, DomainError> {
+        if self.is_from_agent {
+            return Err(DomainError::Forbidden(
+                "partners send customer messages; agents reply through the agent API",
+            ));
+        }
+        let sender = Sender::Customer(
+            CustomerId::parse(&self.sender_id)
+                .map_err(|e| ValidationError::new("senderId", e.reason))?,
+        );
+        Ok(MessageDraft::new(
+            self.conversation_id,
+            sender,
+            self.content,
+            self.metadata,
+            self.client_message_id,
+        )?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,7 +224,10 @@ mod tests {
         assert!(draft("é".repeat(10_000)).is_ok());
         assert_eq!(draft(String::new()).map_err(|e| e.field), Err("content"));
         assert_eq!(draft("  \n ".into()).map_err(|e| e.field), Err("content"));
-        assert_eq!(draft("x".repeat(10_001)).map_err(|e| e.field), Err("content"));
+        assert_eq!(
+            draft("x".repeat(10_001)).map_err(|e| e.field),
+            Err("content")
+        );
     }
 
     #[test]
@@ -227,10 +254,7 @@ mod tests {
     fn senders_round_trip() {
         for sender in [customer(), Sender::Agent(2), Sender::Bot] {
             let text = sender.to_string();
-            assert_eq!(
-                Sender::from_stored(text, sender.is_agent_side()),
-                sender
-            );
+            assert_eq!(Sender::from_stored(text, sender.is_agent_side()), sender);
         }
     }
 

@@ -77,9 +77,7 @@ pub(crate) fn required_text(
 fn is_domain(domain: &str) -> bool {
     let label_ok = |label: &str| {
         (1..=63).contains(&label.len())
-            && label
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             && !label.starts_with('-')
             && !label.ends_with('-')
     };

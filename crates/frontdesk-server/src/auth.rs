@@ -1,0 +1,114 @@
+//! Bearer authentication: partner API keys, customer session tokens and the admin token.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use frontdesk_domain::credentials::prefix;
+use frontdesk_domain::{Partner, PartnerId, Secret, Viewer};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The token of `Authorization: Bearer <token>`, if the header is there.
+pub fn bearer(request: &HttpRequest) -> Result<Option<Secret>, ApiError> {
+    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    match text.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(Secret::presented(token.trim())))
+        }
+        _ => Err(ApiError::unauthorized(
+            "invalid_credentials",
+            "the Authorization header must be `Bearer <token>`",
+        )),
+    }
+}
+
+fn missing() -> ApiError {
+    ApiError::unauthorized(
+        "missing_credentials",
+        "send `Authorization: Bearer <your API key>`",
+    )
+}
+
+fn invalid() -> ApiError {
+    ApiError::unauthorized("invalid_credentials", "the token is unknown or expired")
+}
+
+fn state(request: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    request
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::unavailable("server state missing"))
+}
+
+type Pending<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
+
+/// A partner's server, authenticated by its API key.
+pub struct PartnerAuth(pub Partner);
+
+impl FromRequest for PartnerAuth {
+    type Error = ApiError;
+    type Future = Pending<Self>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            let token = bearer(&request)?.ok_or_else(missing)?;
+            let state = state(&request)?;
+            let partner = state.store.partner_by_key(&token.hash()).await?;
+            partner.map(PartnerAuth).ok_or_else(invalid)
+        })
+    }
+}
+
+/// A partner's server (API key) or a customer's browser (session token).
+pub struct CallerAuth(pub Viewer);
+
+impl CallerAuth {
+    pub fn partner(&self) -> Option<PartnerId> {
+        self.0.partner()
+    }
+}
+
+impl FromRequest for CallerAuth {
+    type Error = ApiError;
+    type Future = Pending<Self>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            let token = bearer(&request)?.ok_or_else(missing)?;
+            let state = state(&request)?;
+            let viewer = if token.expose().starts_with(prefix::CUSTOMER_SESSION) {
+                state
+                    .store
+                    .customer_session(&token.hash())
+                    .await?
+                    .map(|session| Viewer::Customer(session.partner, session.customer))
+            } else {
+                state
+                    .store
+                    .partner_by_key(&token.hash())
+                    .await?
+                    .map(|partner| Viewer::Partner(partner.id))
+            };
+            viewer.map(CallerAuth).ok_or_else(invalid)
+        })
+    }
+}
+
+/// Whether the request carries the admin token (when one is configured).
+pub fn is_admin(request: &HttpRequest, state: &AppState) -> Result<bool, ApiError> {
+    let Some(expected) = &state.admin_token else {
+        return Ok(false);
+    };
+    Ok(bearer(request)?.is_some_and(|token| token.hash() == *expected))
+}

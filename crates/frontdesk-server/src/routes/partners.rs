@@ -1,0 +1,47 @@
+use actix_web::{web, HttpRequest, HttpResponse};
+use frontdesk_domain::credentials::prefix;
+use frontdesk_domain::{PartnerRegistration, Secret};
+use serde::Serialize;
+
+use crate::auth::is_admin;
+use crate::config::Registration;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Registered {
+    message: &'static str,
+    partner_id: String,
+    api_key: String,
+    name: String,
+    domain: String,
+}
+
+/// `POST /api/partner/register`: the API key is shown here once and stored only as a digest.
+pub async fn register(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<PartnerRegistration>,
+) -> Result<HttpResponse, ApiError> {
+    if state.registration == Registration::Admin && !is_admin(&request, &state)? {
+        return Err(ApiError::unauthorized(
+            "admin_token_required",
+            "partner registration on this server needs the admin token",
+        ));
+    }
+    let registration = body.into_inner().validate()?;
+    let api_key = Secret::generate(prefix::PARTNER_API_KEY, &mut rand::rng());
+    let partner = state
+        .store
+        .create_partner(&registration, &api_key.hash())
+        .await?;
+    tracing::info!(partner = %partner.id, domain = %partner.domain, "partner registered");
+    Ok(HttpResponse::Created().json(Registered {
+        message: "Partner successfully registered",
+        partner_id: partner.id.to_string(),
+        api_key: api_key.expose().to_owned(),
+        name: partner.name,
+        domain: partner.domain,
+    }))
+}

@@ -1,0 +1,95 @@
+//! Conversations: created by partners, listed per customer.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use frontdesk_domain::{Conversation, ConversationStatus, CustomerId, PartnerId, Viewer};
+
+use crate::customers::ensure_customer;
+use crate::error::StoreError;
+use crate::pool::with_conn;
+use crate::rows::{convert_all, now, ConversationRow, NewConversationRow};
+use crate::schema::{conversations, customers};
+use crate::Store;
+
+impl Store {
+    /// Opens a new waiting conversation, creating the customer if it is new.
+    pub async fn create_conversation(
+        &self,
+        partner: PartnerId,
+        customer: &CustomerId,
+    ) -> Result<Conversation, StoreError> {
+        let at = now().as_utc();
+        let row = NewConversationRow {
+            partner_id: partner.0,
+            customer_id: customer.as_str(),
+            status: ConversationStatus::Waiting.as_str(),
+            created_at: at,
+            updated_at: at,
+        };
+        let mut db = self.pool.get().await?;
+        let created: ConversationRow = with_conn!(db, |conn| {
+            conn.transaction::<_, StoreError, _>(async move |conn| {
+                ensure_customer!(conn, partner.0, customer.as_str(), at)?;
+                Ok(diesel::insert_into(conversations::table)
+                    .values(&row)
+                    .returning(ConversationRow::as_returning())
+                    .get_result(conn)
+                    .await?)
+            })
+            .await?
+        });
+        created.try_into()
+    }
+
+    /// A customer's conversations, oldest first. An unknown customer is `NotFound`.
+    pub async fn customer_conversations(
+        &self,
+        partner: PartnerId,
+        customer: &CustomerId,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let mut db = self.pool.get().await?;
+        let rows: Option<Vec<ConversationRow>> = with_conn!(db, |conn| {
+            let known: i64 = customers::table
+                .filter(customers::partner_id.eq(partner.0))
+                .filter(customers::id.eq(customer.as_str()))
+                .count()
+                .get_result(conn)
+                .await?;
+            if known == 0 {
+                None
+            } else {
+                Some(
+                    conversations::table
+                        .filter(conversations::partner_id.eq(partner.0))
+                        .filter(conversations::customer_id.eq(customer.as_str()))
+                        .order(conversations::id.asc())
+                        .select(ConversationRow::as_select())
+                        .load(conn)
+                        .await?,
+                )
+            }
+        });
+        convert_all(rows.ok_or(StoreError::NotFound("customer"))?)
+    }
+
+    /// One conversation, if `viewer` may see it.
+    pub async fn conversation(&self, viewer: &Viewer, id: i64) -> Result<Conversation, StoreError> {
+        let mut db = self.pool.get().await?;
+        let row: Option<ConversationRow> = with_conn!(db, |conn| {
+            conversations::table
+                .find(id)
+                .select(ConversationRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+        });
+        let conversation: Conversation = row
+            .ok_or(StoreError::NotFound("conversation"))?
+            .try_into()?;
+        if viewer.can_see(&conversation) {
+            Ok(conversation)
+        } else {
+            Err(StoreError::NotFound("conversation"))
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Partners and their API keys (stored as digests only).
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use frontdesk_domain::{Partner, PartnerRegistration, SecretHash};
+
+use crate::error::StoreError;
+use crate::pool::with_conn;
+use crate::rows::{now, NewPartnerRow, PartnerRow};
+use crate::schema::partners;
+use crate::Store;
+
+impl Store {
+    pub async fn create_partner(
+        &self,
+        registration: &PartnerRegistration,
+        api_key: &SecretHash,
+    ) -> Result<Partner, StoreError> {
+        let row = NewPartnerRow {
+            name: &registration.name,
+            domain: &registration.domain,
+            api_key_hash: api_key.as_str(),
+            created_at: now().as_utc(),
+        };
+        let mut db = self.pool.get().await?;
+        let created: PartnerRow = with_conn!(db, |conn| {
+            diesel::insert_into(partners::table)
+                .values(&row)
+                .returning(PartnerRow::as_returning())
+                .get_result(conn)
+                .await?
+        });
+        Ok(created.into())
+    }
+
+    /// The partner whose API key hashes to `api_key`, if any.
+    pub async fn partner_by_key(
+        &self,
+        api_key: &SecretHash,
+    ) -> Result<Option<Partner>, StoreError> {
+        let mut db = self.pool.get().await?;
+        let found: Option<PartnerRow> = with_conn!(db, |conn| {
+            partners::table
+                .filter(partners::api_key_hash.eq(api_key.as_str()))
+                .select(PartnerRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+        });
+        Ok(found.map(Partner::from))
+    }
+}

@@ -1,0 +1,231 @@
+//! The two backends behind one pool type, and the macro that runs one query body on either.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use diesel::{Connection, RunQueryDsl, SqliteConnection};
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::deadpool::{Object, Pool as DeadPool};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use futures_util::FutureExt;
+
+use crate::error::StoreError;
+
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+/// Every SQLite connection: WAL so readers never wait for the writer, a busy timeout so writers
+/// queue instead of failing with "database is locked", and `synchronous = FULL` so a commit is
+/// on disk (not only in the OS cache) before we acknowledge a message.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
+     PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL;";
+
+/// A lock id that all instances agree on, so only one runs migrations at a time.
+const MIGRATION_LOCK_ID: i64 = 0x0f40_7de5_0001;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the database is and how many connections to hold.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `sqlite://path/to/file.db` (relative paths are from the working directory) or
+    /// `postgres://user@host:port/db`.
+    pub database_url: String,
+    /// Pool size; SQLite serialises writers anyway, so it mostly serves readers there.
+    pub max_connections: usize,
+}
+
+impl StoreConfig {
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            max_connections: 16,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) enum Pool {
+    Pg(DeadPool<AsyncPgConnection>),
+    Sqlite(DeadPool<SqliteConn>),
+}
+
+// Checked out for one call on the stack; boxing would add an allocation per query.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum DbConn {
+    Pg(Object<AsyncPgConnection>),
+    Sqlite(Object<SqliteConn>),
+}
+
+/// Runs `$body` with `$conn` bound to the concrete connection of whichever backend is in use.
+/// The body is written once and compiled once per backend against the portable schema.
+macro_rules! with_conn {
+    ($db:expr, |$conn:ident| $body:expr) => {{
+        match &mut $db {
+            $crate::pool::DbConn::Pg(object) => {
+                let $conn: &mut ::diesel_async::AsyncPgConnection = &mut *object;
+                $body
+            }
+            $crate::pool::DbConn::Sqlite(object) => {
+                let $conn: &mut $crate::pool::SqliteConn = &mut *object;
+                $body
+            }
+        }
+    }};
+}
+pub(crate) use with_conn;
+
+impl Pool {
+    pub(crate) async fn open(config: &StoreConfig) -> Result<Self, StoreError> {
+        let url = config.database_url.as_str();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            migrate_postgres(url.to_owned()).await?;
+            let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+                url,
+                fast_recycling(),
+            );
+            let pool = DeadPool::builder(manager)
+                .max_size(config.max_connections)
+                .wait_timeout(Some(Duration::from_secs(10)))
+                .create_timeout(Some(Duration::from_secs(10)))
+                .runtime(deadpool::Runtime::Tokio1)
+                .build()
+                .map_err(|e| StoreError::Config(e.to_string()))?;
+            Ok(Pool::Pg(pool))
+        } else if let Some(path) = sqlite_path(url) {
+            let path = path.to_string_lossy().into_owned();
+            migrate_sqlite(path.clone()).await?;
+            let mut manager_config = fast_recycling::<SqliteConn>();
+            manager_config.custom_setup = Box::new(|path| {
+                let path = path.to_owned();
+                async move {
+                    let mut conn = SqliteConn::establish(&path).await?;
+                    conn.batch_execute(SQLITE_PRAGMAS)
+                        .await
+                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                    Ok(conn)
+                }
+                .boxed()
+            });
+            let manager =
+                AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, manager_config);
+            let pool = DeadPool::builder(manager)
+                .max_size(config.max_connections)
+                .wait_timeout(Some(Duration::from_secs(10)))
+                .runtime(deadpool::Runtime::Tokio1)
+                .build()
+                .map_err(|e| StoreError::Config(e.to_string()))?;
+            Ok(Pool::Sqlite(pool))
+        } else {
+            Err(StoreError::Config(format!(
+                "unsupported database URL `{url}`: use sqlite://path/to/file.db or postgres://…"
+            )))
+        }
+    }
+
+    pub(crate) async fn get(&self) -> Result<DbConn, StoreError> {
+        Ok(match self {
+            Pool::Pg(pool) => DbConn::Pg(pool.get().await?),
+            Pool::Sqlite(pool) => DbConn::Sqlite(pool.get().await?),
+        })
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Pool::Pg(_) => Backend::Postgres,
+            Pool::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+}
+
+fn fast_recycling<C: AsyncConnection + 'static>() -> ManagerConfig<C> {
+    // A broken connection fails its next query and is then dropped by the pool; checking every
+    // checkout with a round trip would double the latency of short requests.
+    let mut config = ManagerConfig::default();
+    config.recycling_method = RecyclingMethod::Fast;
+    config
+}
+
+/// `sqlite://data/x.db`, `sqlite:///abs/x.db` or `sqlite:data/x.db` -> the file path.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    (!rest.is_empty() && !rest.contains(":memory:")).then(|| PathBuf::from(rest))
+}
+
+async fn migrate_sqlite(path: String) -> Result<(), StoreError> {
+    if let Some(folder) = Path::new(&path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(folder)
+            .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", folder.display())))?;
+    }
+    blocking(move || {
+        let mut conn = SqliteConnection::establish(&path)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        diesel::connection::SimpleConnection::batch_execute(&mut conn, SQLITE_PRAGMAS)?;
+        conn.run_pending_migrations(SQLITE_MIGRATIONS)
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(())
+    })
+    .await
+}
+
+async fn migrate_postgres(url: String) -> Result<(), StoreError> {
+    blocking(move || {
+        let mut conn = <AsyncConnectionWrapper<AsyncPgConnection> as Connection>::establish(&url)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        // Instances starting together wait here instead of racing through the same DDL.
+        diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"))
+            .execute(&mut conn)?;
+        let outcome = conn
+            .run_pending_migrations(POSTGRES_MIGRATIONS)
+            .map(|_| ())
+            .map_err(|e| StoreError::Migration(e.to_string()));
+        diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"))
+            .execute(&mut conn)?;
+        outcome
+    })
+    .await
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::Migration(format!("migration task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls() {
+        assert_eq!(
+            sqlite_path("sqlite://data/frontdesk.db"),
+            Some(PathBuf::from("data/frontdesk.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///tmp/f.db"),
+            Some(PathBuf::from("/tmp/f.db"))
+        );
+        assert_eq!(sqlite_path("sqlite:f.db"), Some(PathBuf::from("f.db")));
+        assert_eq!(sqlite_path("sqlite://:memory:"), None);
+        assert_eq!(sqlite_path("mysql://x"), None);
+    }
+}

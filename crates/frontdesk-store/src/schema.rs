@@ -1,0 +1,82 @@
+//! One diesel schema for both backends: only portable types (BigInt, Text, Bool, Date,
+//! Timestamp); JSON is kept as Text.
+
+diesel::table! {
+    partners (id) {
+        id -> BigInt,
+        name -> Text,
+        domain -> Text,
+        api_key_hash -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    customers (partner_id, id) {
+        partner_id -> BigInt,
+        id -> Text,
+        email -> Nullable<Text>,
+        name -> Nullable<Text>,
+        birthdate -> Nullable<Date>,
+        flashback -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    agents (id) {
+        id -> BigInt,
+        email -> Text,
+        name -> Text,
+        password_hash -> Text,
+        is_admin -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    conversations (id) {
+        id -> BigInt,
+        partner_id -> BigInt,
+        customer_id -> Text,
+        agent_id -> Nullable<BigInt>,
+        status -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> BigInt,
+        conversation_id -> BigInt,
+        sender_id -> Text,
+        content -> Text,
+        is_from_agent -> Bool,
+        created_at -> Timestamp,
+        read_status -> Bool,
+        metadata -> Nullable<Text>,
+        client_message_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    customer_sessions (token_hash) {
+        token_hash -> Text,
+        partner_id -> BigInt,
+        customer_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(messages -> conversations (conversation_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    partners,
+    customers,
+    agents,
+    conversations,
+    messages,
+    customer_sessions,
+);
