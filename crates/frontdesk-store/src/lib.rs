@@ -1,6 +1,7 @@
 //! Frontdesk's storage: one API over SQLite (embedded default) and PostgreSQL (several server
 //! instances), with diesel-async, deadpool and embedded migrations run on start.
 
+mod blocking;
 mod conversations;
 mod customers;
 mod error;

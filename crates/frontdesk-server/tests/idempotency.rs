@@ -1,0 +1,119 @@
+//! The same clientMessageId twice stores one message and returns it both times.
+
+mod support;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use support::{error_code, Backend, Server, TestDb};
+
+on_both_backends!(
+    retries_store_one_message,
+    concurrent_retries_store_one_message
+);
+
+async fn retries_store_one_message(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = Server::start(&db).await;
+    let partner = server.register("Acme").await;
+    let conversation = server.conversation(&partner, "customer-1").await;
+    let body = json!({
+        "conversationId": conversation,
+        "senderId": "customer-1",
+        "content": "Where is my order?",
+        "metadata": {"commandType": "order_lookup", "value": "ORD-1"},
+        "clientMessageId": "offline-queue-1"
+    });
+    let (status, first) = server
+        .call(
+            Method::POST,
+            "/api/partner/messages",
+            Some(&partner.key),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(first["clientMessageId"], "offline-queue-1");
+    let (status, again) = server
+        .call(
+            Method::POST,
+            "/api/partner/messages",
+            Some(&partner.key),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "a replay is not a new message");
+    assert_eq!(again, first);
+    assert_eq!(
+        server.history(&partner, conversation).await,
+        vec![first.clone()]
+    );
+
+    // The id is per conversation: another conversation may use it.
+    let other = server.conversation(&partner, "customer-1").await;
+    let mut elsewhere = body.clone();
+    elsewhere["conversationId"] = json!(other);
+    let (status, third) = server
+        .call(
+            Method::POST,
+            "/api/partner/messages",
+            Some(&partner.key),
+            Some(&elsewhere),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_ne!(third["id"], first["id"]);
+
+    // Reusing it for different content is a conflict, not a silent overwrite.
+    let mut changed = body.clone();
+    changed["content"] = json!("something else");
+    let (status, error) = server
+        .call(
+            Method::POST,
+            "/api/partner/messages",
+            Some(&partner.key),
+            Some(&changed),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error_code(&error), "idempotency_conflict");
+    assert_eq!(db.count("messages").await, 2);
+}
+
+async fn concurrent_retries_store_one_message(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = Server::start(&db).await;
+    let partner = server.register("Acme").await;
+    let conversation = server.conversation(&partner, "customer-1").await;
+    let body = json!({
+        "conversationId": conversation,
+        "senderId": "customer-1",
+        "content": "sent from a flaky network",
+        "clientMessageId": "retry-storm"
+    });
+    let sends = (0..10).map(|_| {
+        server.call(
+            Method::POST,
+            "/api/partner/messages",
+            Some(&partner.key),
+            Some(&body),
+        )
+    });
+    let results = futures_util::future::join_all(sends).await;
+    let created = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    assert!(
+        results
+            .iter()
+            .all(|(s, _)| *s == StatusCode::CREATED || *s == StatusCode::OK),
+        "{results:?}"
+    );
+    assert_eq!(created, 1, "exactly one retry creates the message");
+    let ids: Vec<_> = results.iter().map(|(_, m)| m["id"].clone()).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] == w[1]),
+        "every retry returns the same message"
+    );
+    assert_eq!(server.history(&partner, conversation).await.len(), 1);
+}

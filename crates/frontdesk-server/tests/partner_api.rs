@@ -1,0 +1,467 @@
+//! The integration guide's partner flow, route by route, against the real server on both
+//! backends: status codes, every field name and type, timestamps, ordering.
+
+mod support;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use support::{assert_timestamp, error_code, keys, Backend, Server, TestDb};
+
+on_both_backends!(
+    register_returns_the_guides_fields,
+    conversations_are_created_and_listed,
+    messages_are_stored_and_paged,
+    customers_are_patched,
+    customer_sessions_speak_for_one_customer,
+    health_and_unknown_routes,
+    admin_only_registration,
+    sigterm_stops_cleanly,
+);
+
+async fn register_returns_the_guides_fields(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = Server::start(&db).await;
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/api/partner/register",
+            None,
+            Some(&json!({"name": "Your Company Name", "domain": "yourdomain.com"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        keys(&body),
+        ["apiKey", "domain", "message", "name", "partnerId"]
+    );
+    assert_eq!(body["message"], "Partner successfully registered");
+    assert_eq!(body["name"], "Your Company Name");
+    assert_eq!(body["domain"], "yourdomain.com");
+    let partner_id = body["partnerId"].as_str().unwrap_or_default();
+    assert!(partner_id.starts_with("partner-"), "{partner_id}");
+    let key = body["apiKey"].as_str().unwrap_or_default();
+    assert!(
+        key.len() >= 64,
+        "API key too short to hold 32 random bytes: {key}"
+    );
+
+    // The key works, and a second partner gets a different one.
+    let (status, _) = server
+        .call(
+            Method::POST,
+            "/api/partner/conversations",
+            Some(key),
+            Some(&json!({"customerId": "c1"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let other = server.register("Other").await;
+    assert_ne!(other.key, key);
+    assert_ne!(other.id, partner_id);
+}
+
+async fn conversations_are_created_and_listed(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = Server::start(&db).await;
+    let partner = server.register("Acme").await;
+
+    let (status, first) = server
+        .call(
+            Method::POST,
+            "/api/partner/conversations",
+            Some(&partner.key),
+            Some(&json!({"customerId": "customer-12345"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        keys(&first),
+        [
+            "agentId",
+            "createdAt",
+            "customerId",
+            "id",
+            "status",
+            "updatedAt"
+        ]
+    );
+    assert!(first["id"].is_i64());
+    assert_eq!(first["customerId"], "customer-12345");
+    assert_eq!(first["status"], "waiting");
+    assert_eq!(first["agentId"], Value::Null);
+    assert_timestamp(&first["createdAt"]);
+    assert_timestamp(&first["updatedAt"]);
+
+    let second = server.conversation(&partner, "customer-12345").await;
+    server.conversation(&partner, "someone-else").await;
+    assert!(second > first["id"].as_i64().unwrap_or(i64::MAX));
+
+    let (status, list) = server
+        .call(
+            Method::GET,
+            "/api/partner/conversations/customer-12345",
+            Some(&partner.key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<i64> = list
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["id"].as_i64()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, [first["id"].as_i64().unwrap_or_default(), second]);
+    assert!(list.as_array().is_some_and(|a| a
+        .iter()
+        .all(|c| c["customerId"] == "customer-12345" && c["status"] == "waiting")));
+
+    // Unknown customers are not found; nothing about them is invented.
+    let (status, body) = server
+        .call(
+            Method::GET,
+            "/api/partner/conversations/nobody",
+            Some(&partner.key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "customer_not_found");
+}
+
+async fn messages_are_stored_and_paged(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = Server::start(&db).await;
+    let partner = server.register("Acme").await;
+    let conversation = server.conversation(&partner, "customer-12345").await;
+
+    let (status, message) = server
+        .call(
+            Method::POST,
+            "/api/partner/messages",
+            Some(&partner.key),
+            Some(&json!({
+                "conversationId": conversation,
+                "senderId": "customer-12345",
+                "content": "Hello, I need help with my order",
+                "isFromAgent": false,
+                "metadata": {"commandType": "order_lookup", "value": "ORD-12345"}
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        keys(&message),
+        [
+            "content",
+            "conversationId",
+            "id",
+            "isFromAgent",
+            "metadata",
+            "readStatus",
+            "senderId",
+            "timestamp"
+        ]
+    );
+    assert!(message["id"].is_i64());
+    assert_eq!(message["conversationId"], conversation);
+    assert_eq!(message["senderId"], "customer-12345");
+    assert_eq!(message["content"], "Hello, I need help with my order");
+    assert_eq!(message["isFromAgent"], false);
+    assert_eq!(message["readStatus"], false);
+    assert_eq!(
+        message["metadata"],
+        json!({"commandType": "order_lookup", "value": "ORD-12345"})
+    );
+    assert_timestamp(&message["timestamp"]);
+
+    for n in 2..=5 {
+        server
+            .say(
+                &partner,
+                conversation,
+                "customer-12345",
+                &format!("message {n}"),
+            )
+            .await;
+    }
+    let all = server.history(&partner, conversation).await;
+    assert_eq!(all.len(), 5);
+    assert_eq!(
+        all[0], message,
+        "history returns exactly what was acknowledged"
+    );
+    assert!(all
+        .windows(2)
+        .all(|w| w[0]["id"].as_i64() < w[1]["id"].as_i64()));
+    assert!(all
+        .windows(2)
+        .all(|w| w[0]["timestamp"].as_str() <= w[1]["timestamp"].as_str()));
+    assert!(all[1].get("metadata").is_none(), "no metadata, no field");
+
+    // after= is exclusive; limit= caps the page.
+    let after = all[1]["id"].as_i64().unwrap_or_default();
+    let (status, page) = server
+        .call(
+            Method::GET,
+            &format!("/api/partner/messages/{conversation}?after={after}&limit=2"),
+            Some(&partner.key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page, json!([all[2], all[3]]));
+    let last = all[4]["id"].as_i64().unwrap_or_default();
+    let (_, empty) = server
+        .call(
+            Method::GET,
+            &format!("/api/partner/messages/{conversation}?after={last}"),
+            Some(&partner.key),
+            None,
+        )
+        .await;
+    assert_eq!(empty, json!([]));
+
+    // A new message moves the conversation's updatedAt.
+    let (_, list) = server
+        .call(
+            Method::GET,
+            "/api/partner/conversations/customer-12345",
+            Some(&partner.key),
+            None,
+        )
+        .await;
+    assert!(list[0]["updatedAt"].as_str() >= all[4]["timestamp"].as_str());
+}
+
+async fn customers_are_patched(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = Server::start(&db).await;
+    let partner = server.register("Acme").await;
+    let path = "/api/customers/customer-12345";
+
+    let (status, created) = server
+        .call(
+            Method::PATCH,
+            path,
+            Some(&partner.key),
+            Some(&json!({"email": "customer@example.com", "name": "John Doe", "birthdate": "1990-01-15"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        keys(&created),
+        ["birthdate", "createdAt", "email", "id", "name", "updatedAt"]
+    );
+    assert_eq!(created["id"], "customer-12345");
+    assert_eq!(created["email"], "customer@example.com");
+    assert_eq!(created["name"], "John Doe");
+    assert_eq!(created["birthdate"], "1990-01-15");
+    assert_timestamp(&created["createdAt"]);
+    assert_timestamp(&created["updatedAt"]);
+
+    // The Flashback profile is stored with the birthdate (the docs' worked example).
+    let stored = db
+        .query_text("SELECT flashback FROM customers WHERE id = 'customer-12345'")
+        .await;
+    let flashback: Value = serde_json::from_str(
+        stored[0][0]
+            .as_deref()
+            .unwrap_or_else(|| panic!("no flashback stored")),
+    )
+    .unwrap_or_default();
+    assert_eq!(
+        flashback["firstEventDate"],
+        json!({"month": "April", "year": 1999})
+    );
+    assert_eq!(flashback["secondEventTrait"], "Principled");
+
+    // Left-out fields stay; null clears.
+    let (status, patched) = server
+        .call(
+            Method::PATCH,
+            path,
+            Some(&partner.key),
+            Some(&json!({"name": "Jane Doe", "email": null})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(patched["name"], "Jane Doe");
+    assert_eq!(patched["email"], Value::Null);
+    assert_eq!(patched["birthdate"], "1990-01-15");
+    assert_eq!(patched["createdAt"], created["createdAt"]);
+    assert!(patched["updatedAt"].as_str() >= created["updatedAt"].as_str());
+
+    // Clearing the birthdate clears the profile.
+    server
+        .call(
+            Method::PATCH,
+            path,
+            Some(&partner.key),
+            Some(&json!({"birthdate": null})),
+        )
+        .await;
+    let stored = db
+        .query_text("SELECT flashback FROM customers WHERE id = 'customer-12345'")
+        .await;
+    assert_eq!(stored, vec![vec![None]]);
+
+    // A customer created by a conversation can be patched too, and then lists it.
+    server.conversation(&partner, "new-customer").await;
+    let (status, body) = server
+        .call(
+            Method::PATCH,
+            "/api/customers/new-customer",
+            Some(&partner.key),
+            Some(&json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["email"], Value::Null);
+    assert_eq!(body["birthdate"], Value::Null);
+}
+
+async fn customer_sessions_speak_for_one_customer(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = Server::start(&db).await;
+    let partner = server.register("Acme").await;
+    let mine = server.conversation(&partner, "ann").await;
+    let theirs = server.conversation(&partner, "bob").await;
+
+    let (status, session) = server
+        .call(
+            Method::POST,
+            "/api/partner/sessions",
+            Some(&partner.key),
+            Some(&json!({"customerId": "ann"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(keys(&session), ["customerId", "expiresAt", "token"]);
+    assert_eq!(session["customerId"], "ann");
+    assert_timestamp(&session["expiresAt"]);
+    let token = session["token"].as_str().unwrap_or_default();
+    assert_ne!(token, partner.key);
+
+    // The browser token works for its own customer ...
+    let (status, _) = server
+        .call(
+            Method::POST,
+            "/api/partner/messages",
+            Some(token),
+            Some(&json!({"conversationId": mine, "senderId": "ann", "content": "hi"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, list) = server
+        .call(
+            Method::GET,
+            "/api/partner/conversations/ann",
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list[0]["id"], mine);
+
+    // ... and for nobody else's.
+    let (status, _) = server
+        .call(
+            Method::GET,
+            &format!("/api/partner/messages/{theirs}"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = server
+        .call(
+            Method::POST,
+            "/api/partner/messages",
+            Some(token),
+            Some(&json!({"conversationId": theirs, "senderId": "bob", "content": "spoof"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = server
+        .call(
+            Method::GET,
+            "/api/partner/conversations/bob",
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = server
+        .call(
+            Method::PATCH,
+            "/api/customers/ann",
+            Some(token),
+            Some(&json!({"name": "Ann"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "PATCH needs the partner's key"
+    );
+    assert_eq!(server.history(&partner, theirs).await.len(), 0);
+}
+
+async fn health_and_unknown_routes(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = Server::start(&db).await;
+    let (status, body) = server.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"status": "ok"}));
+    let (status, body) = server.call(Method::GET, "/api/nothing", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "route_not_found");
+}
+
+async fn admin_only_registration(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = Server::start_with(
+        &db,
+        &[
+            ("FRONTDESK_REGISTRATION", "admin"),
+            ("FRONTDESK_ADMIN_TOKEN", "s3cret-admin-token"),
+        ],
+    )
+    .await;
+    let body = json!({"name": "Acme", "domain": "acme.com"});
+    let (status, error) = server
+        .call(Method::POST, "/api/partner/register", None, Some(&body))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&error), "admin_token_required");
+    let (status, _) = server
+        .call(
+            Method::POST,
+            "/api/partner/register",
+            Some("wrong"),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(db.count("partners").await, 0);
+    let (status, _) = server
+        .call(
+            Method::POST,
+            "/api/partner/register",
+            Some("s3cret-admin-token"),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(db.count("partners").await, 1);
+}
+
+async fn sigterm_stops_cleanly(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = Server::start(&db).await;
+    server.register("Acme").await;
+    let status = server.terminate();
+    assert!(
+        status.success(),
+        "frontdesk exited with {status} on SIGTERM"
+    );
+}

@@ -1,0 +1,76 @@
+//! Test support: a fresh database per test on either backend, the real `frontdesk` binary on
+//! loopback, and small HTTP helpers. Tests run in parallel; each owns its database and server.
+#![allow(dead_code)] // Each test file uses a different part of this module.
+
+pub mod db;
+pub mod server;
+
+pub use db::{Backend, TestDb};
+pub use server::Server;
+
+use serde_json::Value;
+
+/// Runs an async test body once per backend: `mod name { sqlite, postgres }`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::support::Backend::Sqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if $crate::support::Backend::Postgres.enabled() {
+                        super::$name($crate::support::Backend::Postgres).await
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// `2023-01-01T00:00:00.000Z`: ISO-8601, UTC, milliseconds.
+pub fn assert_timestamp(value: &Value) {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a string: {value}"));
+    let bytes = text.as_bytes();
+    let shape_ok = bytes.len() == 24
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            4 | 7 => *b == b'-',
+            10 => *b == b'T',
+            13 | 16 => *b == b':',
+            19 => *b == b'.',
+            23 => *b == b'Z',
+            _ => b.is_ascii_digit(),
+        });
+    assert!(
+        shape_ok,
+        "timestamp not in 2023-01-01T00:00:00.000Z form: {text}"
+    );
+}
+
+/// The keys of a JSON object, sorted.
+pub fn keys(value: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// Asserts the JSON error shape and returns its code.
+pub fn error_code(body: &Value) -> String {
+    let error = &body["error"];
+    assert!(error["message"].is_string(), "no error.message in {body}");
+    error["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.code in {body}"))
+        .to_owned()
+}
