@@ -39,11 +39,22 @@ where
     let after_up = tables(conn);
     assert_eq!(
         after_up,
-        ["agents", "conversations", "customer_sessions", "customers", "messages", "partners"]
+        [
+            "agents",
+            "conversations",
+            "customer_sessions",
+            "customers",
+            "messages",
+            "partners"
+        ]
     );
     conn.revert_all_migrations(migrations())
         .unwrap_or_else(|e| panic!("down: {e}"));
-    assert_eq!(tables(conn), Vec::<String>::new(), "down.sql left tables behind");
+    assert_eq!(
+        tables(conn),
+        Vec::<String>::new(),
+        "down.sql left tables behind"
+    );
     conn.run_pending_migrations(migrations())
         .unwrap_or_else(|e| panic!("up again: {e}"));
     assert_eq!(tables(conn), after_up);
@@ -53,8 +64,8 @@ where
 fn sqlite_migrations_reverse() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("m.db");
-    let mut conn = SqliteConnection::establish(&path.to_string_lossy())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut conn =
+        SqliteConnection::establish(&path.to_string_lossy()).unwrap_or_else(|e| panic!("{e}"));
     round_trip(
         &mut conn,
         || SQLITE,
@@ -72,7 +83,10 @@ async fn postgres_migrations_reverse() {
     let name = format!("frontdesk_migrations_{:016x}", rand::rng().random::<u64>());
     let url = format!(
         "{}/{name}",
-        admin.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin)
+        admin
+            .rsplit_once('/')
+            .map(|(base, _)| base)
+            .unwrap_or(&admin)
     );
     let mut control = <AsyncPgConnection as diesel_async::AsyncConnection>::establish(&admin)
         .await
