@@ -113,6 +113,18 @@ impl Conversation {
         }
     }
 
+    /// The agent holding a conversation closes it; any agent may close a waiting one (spam),
+    /// and an admin any open one.
+    pub fn check_close_by(&self, agent_id: i64, is_admin: bool) -> Result<(), DomainError> {
+        self.check_close()?;
+        match (self.status, self.agent_id) {
+            (ConversationStatus::Active, Some(holder)) if holder != agent_id && !is_admin => {
+                Err(DomainError::AssignedElsewhere)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Closing twice is a conflict: the caller's view is stale.
     pub fn check_close(&self) -> Result<(), DomainError> {
         match self.status {
@@ -163,6 +175,17 @@ mod tests {
             conversation(Closed, Some(2)).check_close(),
             Err(DomainError::ConversationClosed)
         );
+        assert!(conversation(Waiting, None).check_close_by(5, false).is_ok());
+        assert!(conversation(Active, Some(2))
+            .check_close_by(2, false)
+            .is_ok());
+        assert_eq!(
+            conversation(Active, Some(2)).check_close_by(5, false),
+            Err(DomainError::AssignedElsewhere)
+        );
+        assert!(conversation(Active, Some(2))
+            .check_close_by(5, true)
+            .is_ok());
     }
 
     #[test]

@@ -157,7 +157,7 @@ impl CustomerPatch {
     }
 }
 
-fn parse_email(text: &str) -> Result<String, ValidationError> {
+pub(crate) fn parse_email(text: &str) -> Result<String, ValidationError> {
     let email = text.trim();
     let well_formed = email.chars().count() <= EMAIL_MAX_CHARS
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())

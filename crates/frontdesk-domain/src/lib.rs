@@ -3,11 +3,14 @@
 //! database types, so other services can reuse it.
 
 pub mod access;
+pub mod agent;
 pub mod conversation;
 pub mod credentials;
 pub mod customer;
 pub mod error;
+pub mod event;
 pub mod flashback;
+pub mod inbound;
 pub mod limits;
 pub mod message;
 pub mod partner;
@@ -15,10 +18,12 @@ pub mod patch;
 pub mod timestamp;
 
 pub use access::Viewer;
+pub use agent::{Agent, AgentSignup, NewAgent};
 pub use conversation::{Conversation, ConversationStatus};
 pub use credentials::{Secret, SecretHash};
 pub use customer::{Customer, CustomerChanges, CustomerId, CustomerPatch};
 pub use error::{DomainError, ValidationError};
+pub use event::{Audience, Event, Recipient, Typing};
 pub use flashback::{EventDate, Flashback, FlashbackProfile};
 pub use message::{Message, MessageDraft, Metadata, PartnerMessageRequest, Sender};
 pub use partner::{Partner, PartnerId, PartnerRegistration};

@@ -7,7 +7,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use frontdesk_domain::credentials::prefix;
-use frontdesk_domain::{Partner, PartnerId, Secret, Viewer};
+use frontdesk_domain::{Agent, Partner, PartnerId, Secret, Viewer};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -42,7 +42,7 @@ fn invalid() -> ApiError {
     ApiError::unauthorized("invalid_credentials", "the token is unknown or expired")
 }
 
-fn state(request: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+pub(crate) fn state(request: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
     request
         .app_data::<web::Data<AppState>>()
         .cloned()
@@ -101,6 +101,64 @@ impl FromRequest for CallerAuth {
                     .map(|partner| Viewer::Partner(partner.id))
             };
             viewer.map(CallerAuth).ok_or_else(invalid)
+        })
+    }
+}
+
+/// A support agent, authenticated by a session token from `POST /api/agent/login`.
+pub struct AgentAuth {
+    pub agent: Agent,
+    pub token: Secret,
+}
+
+impl AgentAuth {
+    pub fn viewer(&self) -> Viewer {
+        Viewer::Agent(self.agent.id)
+    }
+}
+
+impl FromRequest for AgentAuth {
+    type Error = ApiError;
+    type Future = Pending<Self>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            let token = bearer(&request)?.ok_or_else(|| {
+                ApiError::unauthorized(
+                    "missing_credentials",
+                    "send `Authorization: Bearer <agent token>` from POST /api/agent/login",
+                )
+            })?;
+            let state = state(&request)?;
+            let agent = state.store.agent_by_session(&token.hash()).await?;
+            agent
+                .map(|agent| AgentAuth { agent, token })
+                .ok_or_else(invalid)
+        })
+    }
+}
+
+/// An agent with `isAdmin`, or the configured admin token.
+pub struct AdminAuth;
+
+impl FromRequest for AdminAuth {
+    type Error = ApiError;
+    type Future = Pending<Self>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        let agent = AgentAuth::from_request(&request, payload);
+        Box::pin(async move {
+            let state = state(&request)?;
+            if is_admin(&request, &state)? {
+                return Ok(AdminAuth);
+            }
+            match agent.await {
+                Ok(auth) if auth.agent.is_admin => Ok(AdminAuth),
+                Ok(_) => Err(ApiError::forbidden("only administrators may do this")),
+                Err(error) => Err(error),
+            }
         })
     }
 }

@@ -16,6 +16,35 @@ pub struct Cli {
 pub enum Command {
     /// Start the server (the default).
     Serve(ServeConfig),
+    /// Manage support agents.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Create an agent and print it as JSON; the password is read from standard input.
+    Create(AgentCreate),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AgentCreate {
+    #[arg(long)]
+    pub email: String,
+    #[arg(long)]
+    pub name: String,
+    /// May create agents and close any conversation.
+    #[arg(long)]
+    pub admin: bool,
+    /// Read the password from standard input (required, so it never shows in `ps`).
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/frontdesk.db"
+    )]
+    pub database_url: String,
 }
 
 /// Who may register partners.
@@ -61,6 +90,18 @@ pub struct ServeConfig {
     /// HTTP worker threads; 0 means one per CPU core.
     #[arg(long, env = "FRONTDESK_WORKERS", default_value_t = 0)]
     pub workers: usize,
+
+    /// Seconds between server pings on each WebSocket.
+    #[arg(long, env = "FRONTDESK_WS_PING_SECS", default_value_t = 15.0)]
+    pub ws_ping_secs: f64,
+
+    /// A WebSocket silent for this many seconds is dropped.
+    #[arg(long, env = "FRONTDESK_WS_TIMEOUT_SECS", default_value_t = 45.0)]
+    pub ws_timeout_secs: f64,
+
+    /// Frames a WebSocket may have queued before it counts as too slow and is disconnected.
+    #[arg(long, env = "FRONTDESK_WS_QUEUE", default_value_t = 256)]
+    pub ws_queue: usize,
 
     /// Log format: `text` or `json`. Levels come from RUST_LOG (default `info`).
     #[arg(long, env = "FRONTDESK_LOG_FORMAT", default_value = "text")]

@@ -13,6 +13,8 @@ pub struct ApiError {
     pub message: String,
     /// The offending field, for validation errors.
     pub field: Option<&'static str>,
+    /// Seconds, for `429`.
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -35,6 +37,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -60,6 +63,12 @@ impl ApiError {
             "database_unavailable",
             message,
         )
+    }
+
+    pub fn too_many_requests(message: impl Into<String>, wait: std::time::Duration) -> Self {
+        let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        error.retry_after = Some(wait.as_secs().max(1));
+        error
     }
 
     fn internal() -> Self {
@@ -97,6 +106,10 @@ impl ResponseError for ApiError {
             StatusCode::SERVICE_UNAVAILABLE => {
                 response.insert_header((header::RETRY_AFTER, "1"));
             }
+            StatusCode::TOO_MANY_REQUESTS => {
+                let seconds = self.retry_after.unwrap_or(60).to_string();
+                response.insert_header((header::RETRY_AFTER, seconds));
+            }
             _ => {}
         }
         response.json(Body {
@@ -116,6 +129,7 @@ impl From<ValidationError> for ApiError {
             code: "invalid_value",
             message: error.to_string(),
             field: Some(error.field),
+            retry_after: None,
         }
     }
 }
@@ -149,11 +163,17 @@ impl From<StoreError> for ApiError {
                 match what {
                     "conversation" => "conversation_not_found",
                     "customer" => "customer_not_found",
+                    "agent" => "agent_not_found",
                     _ => "not_found",
                 },
                 format!("{what} not found"),
             ),
             StoreError::Rule(rule) => rule.into(),
+            StoreError::Duplicate(what) => Self::new(
+                StatusCode::CONFLICT,
+                "already_exists",
+                format!("{what} already in use"),
+            ),
             StoreError::Unavailable(why) => {
                 tracing::warn!(%why, "database unavailable");
                 Self::unavailable("the database is not answering; try again shortly")

@@ -1,11 +1,14 @@
 //! Frontdesk's web layer: routes, authentication, error mapping and the server's lifecycle.
 //! Business rules live in frontdesk-domain; storage in frontdesk-store.
 
+pub mod agent_cli;
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod limiter;
 pub mod logging;
+pub mod realtime;
 pub mod routes;
 pub mod server;
 pub mod state;

@@ -1,18 +1,35 @@
 use std::process::ExitCode;
 
+use actix_web::rt::SystemRunner;
 use clap::Parser;
-use frontdesk_server::config::{Cli, Command};
-use frontdesk_server::{logging, server};
+use frontdesk_server::config::{AgentCommand, Cli, Command, LogFormat, ServeConfig};
+use frontdesk_server::{agent_cli, logging, server};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match cli.command {
-        Some(Command::Serve(config)) => config,
-        None => cli.serve,
-    };
+    let runtime = actix_web::rt::System::new();
+    match cli.command {
+        Some(Command::Agent(AgentCommand::Create(args))) => {
+            logging::init(LogFormat::Text);
+            match runtime.block_on(agent_cli::create(args)) {
+                Ok(json) => {
+                    println!("{json}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("frontdesk: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some(Command::Serve(config)) => serve(&runtime, config),
+        None => serve(&runtime, cli.serve),
+    }
+}
+
+fn serve(runtime: &SystemRunner, config: ServeConfig) -> ExitCode {
     logging::init(config.log_format);
-    let outcome = actix_web::rt::System::new().block_on(server::serve(config));
-    match outcome {
+    match runtime.block_on(server::serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "frontdesk failed");

@@ -1,5 +1,7 @@
 //! Starting and stopping the HTTP server.
 
+use std::sync::Arc;
+
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use frontdesk_store::{Store, StoreConfig};
@@ -7,6 +9,7 @@ use frontdesk_store::{Store, StoreConfig};
 use crate::config::ServeConfig;
 use crate::extract;
 use crate::logging::log_request;
+use crate::realtime::{tailer, Hub};
 use crate::routes;
 use crate::state::AppState;
 
@@ -23,15 +26,19 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Opens the database (running migrations), listens, and serves until SIGINT or SIGTERM;
-/// then stops accepting, lets in-flight requests finish and returns.
+/// Opens the database (running migrations), listens, and serves until SIGINT or SIGTERM. Then
+/// it stops accepting, closes WebSockets with 1001, lets in-flight requests finish (30 s at
+/// most) and returns.
 pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let mut store_config = StoreConfig::new(&config.database_url);
     store_config.max_connections = config.db_pool_size.max(1);
     let store = Store::open(&store_config).await?;
     tracing::info!(backend = ?store.backend(), "database ready");
 
-    let state = web::Data::new(AppState::new(store, &config));
+    let hub = Arc::new(Hub::new(config.ws_queue));
+    tailer::start(&store, Arc::clone(&hub)).await?;
+
+    let state = web::Data::new(AppState::new(store, Arc::clone(&hub), &config));
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -42,6 +49,8 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             .configure(routes::configure)
             .default_service(web::to(extract::not_found))
     })
+    // Our own handler below makes SIGINT as graceful as SIGTERM and closes WebSockets first.
+    .disable_signals()
     .shutdown_timeout(30);
     if config.workers > 0 {
         server = server.workers(config.workers);
@@ -55,7 +64,38 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     for addr in server.addrs() {
         tracing::info!(%addr, "listening on http://{addr}");
     }
-    server.run().await?;
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        stop_signal().await;
+        tracing::info!("stopping: closing WebSockets, finishing in-flight requests");
+        hub.shutdown();
+        handle.stop(true).await;
+    });
+    server.await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGTERM or SIGINT (Ctrl-C).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

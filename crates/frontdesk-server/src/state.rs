@@ -1,21 +1,37 @@
 //! What every handler shares.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use frontdesk_domain::{Secret, SecretHash};
 use frontdesk_store::Store;
 
 use crate::config::{Registration, ServeConfig};
+use crate::limiter::LoginLimiter;
+use crate::realtime::socket::Heartbeat;
+use crate::realtime::Hub;
 
 pub struct AppState {
     pub store: Store,
+    pub hub: Arc<Hub>,
+    pub heartbeat: Heartbeat,
+    pub logins: LoginLimiter,
     pub registration: Registration,
     /// Digest of the admin token, compared digest to digest.
     pub admin_token: Option<SecretHash>,
 }
 
 impl AppState {
-    pub fn new(store: Store, config: &ServeConfig) -> Self {
+    pub fn new(store: Store, hub: Arc<Hub>, config: &ServeConfig) -> Self {
+        let seconds = |s: f64| Duration::from_secs_f64(s.max(0.01));
         Self {
             store,
+            hub,
+            heartbeat: Heartbeat {
+                interval: seconds(config.ws_ping_secs),
+                timeout: seconds(config.ws_timeout_secs),
+            },
+            logins: LoginLimiter::default(),
             registration: config.registration,
             admin_token: config
                 .admin_token

@@ -2,10 +2,14 @@
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use frontdesk_domain::{Conversation, ConversationStatus, CustomerId, PartnerId, Viewer};
+use frontdesk_domain::event::StatusChange;
+use frontdesk_domain::{
+    Audience, Conversation, ConversationStatus, CustomerId, Event, PartnerId, Viewer,
+};
 
 use crate::customers::ensure_customer;
 use crate::error::StoreError;
+use crate::events::{append_event, NewEventRow};
 use crate::pool::with_conn;
 use crate::rows::{convert_all, now, ConversationRow, NewConversationRow};
 use crate::schema::{conversations, customers};
@@ -26,19 +30,30 @@ impl Store {
             created_at: at,
             updated_at: at,
         };
+        let pg = self.is_postgres();
         let mut db = self.pool.get().await?;
-        let created: ConversationRow = with_conn!(db, |conn| {
+        let created: Conversation = with_conn!(db, |conn| {
             conn.transaction::<_, StoreError, _>(async move |conn| {
                 ensure_customer!(conn, partner.0, customer.as_str(), at)?;
-                Ok(diesel::insert_into(conversations::table)
+                let created: Conversation = diesel::insert_into(conversations::table)
                     .values(&row)
                     .returning(ConversationRow::as_returning())
                     .get_result(conn)
-                    .await?)
+                    .await?
+                    .try_into()?;
+                let event = Event::Status(StatusChange::of(&created));
+                let audience = Audience::conversation(&created);
+                append_event!(
+                    conn,
+                    pg,
+                    NewEventRow::new(&event, &audience, Some(created.id), at)
+                );
+                Ok(created)
             })
             .await?
         });
-        created.try_into()
+        self.events_committed();
+        Ok(created)
     }
 
     /// A customer's conversations, oldest first. An unknown customer is `NotFound`.
@@ -91,5 +106,31 @@ impl Store {
         } else {
             Err(StoreError::NotFound("conversation"))
         }
+    }
+
+    /// Conversations for the agent side, newest activity first: by status, and only those
+    /// held by `holder` when given.
+    pub async fn list_conversations(
+        &self,
+        status: Option<ConversationStatus>,
+        holder: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let mut db = self.pool.get().await?;
+        let rows: Vec<ConversationRow> = with_conn!(db, |conn| {
+            let mut query = conversations::table
+                .select(ConversationRow::as_select())
+                .order((conversations::updated_at.desc(), conversations::id.desc()))
+                .limit(limit)
+                .into_boxed();
+            if let Some(status) = status {
+                query = query.filter(conversations::status.eq(status.as_str()));
+            }
+            if let Some(holder) = holder {
+                query = query.filter(conversations::agent_id.eq(holder));
+            }
+            query.load(conn).await?
+        });
+        convert_all(rows)
     }
 }

@@ -1,12 +1,15 @@
 //! Customers, scoped to their partner; created on first mention.
 
 use diesel::prelude::*;
+use diesel_async::AsyncConnection;
 use diesel_async::RunQueryDsl;
 use frontdesk_domain::customer::CustomerChanges;
-use frontdesk_domain::{Customer, CustomerId, PartnerId};
+use frontdesk_domain::event::FlashbackNotice;
+use frontdesk_domain::{Audience, Customer, CustomerId, Event, PartnerId, Patch};
 use time::{Date, PrimitiveDateTime};
 
 use crate::error::StoreError;
+use crate::events::{append_event, NewEventRow};
 use crate::pool::with_conn;
 use crate::rows::{now, CustomerRow};
 use crate::schema::customers;
@@ -46,6 +49,7 @@ impl Store {
         changes: CustomerChanges,
     ) -> Result<Customer, StoreError> {
         let at = now().as_utc();
+        let new_profile = matches!(changes.flashback, Patch::Set(_));
         let flashback = changes
             .flashback
             .map(|profile| serde_json::to_string(&profile).unwrap_or_default())
@@ -67,18 +71,36 @@ impl Store {
             created_at: at,
             updated_at: at,
         };
+        let pg = self.is_postgres();
         let mut db = self.pool.get().await?;
-        let row: CustomerRow = with_conn!(db, |conn| {
-            diesel::insert_into(customers::table)
-                .values(&insert)
-                .on_conflict((customers::partner_id, customers::id))
-                .do_update()
-                .set(&changeset)
-                .returning(CustomerRow::as_returning())
-                .get_result(conn)
-                .await?
+        let customer: Customer = with_conn!(db, |conn| {
+            conn.transaction::<_, StoreError, _>(async |conn| {
+                let customer: Customer = diesel::insert_into(customers::table)
+                    .values(&insert)
+                    .on_conflict((customers::partner_id, customers::id))
+                    .do_update()
+                    .set(&changeset)
+                    .returning(CustomerRow::as_returning())
+                    .get_result(conn)
+                    .await?
+                    .try_into()?;
+                // A new profile is news to the customer's connections and to agents.
+                if let (true, Some(profile)) = (new_profile, &customer.flashback) {
+                    let event = Event::Flashback(FlashbackNotice {
+                        customer_id: customer.id.clone(),
+                        flash_back: profile.clone(),
+                    });
+                    let audience = Audience::customer(partner, customer.id.clone());
+                    append_event!(conn, pg, NewEventRow::new(&event, &audience, None, at));
+                }
+                Ok(customer)
+            })
+            .await?
         });
-        row.try_into()
+        if new_profile {
+            self.events_committed();
+        }
+        Ok(customer)
     }
 
     pub async fn customer(

@@ -8,6 +8,9 @@ pub enum StoreError {
     /// The row does not exist, or is not visible to the caller (another partner's).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// A unique value (an agent's email) is taken.
+    #[error("{0} already in use")]
+    Duplicate(&'static str),
     /// The request breaks a domain rule against the current state.
     #[error(transparent)]
     Rule(#[from] DomainError),

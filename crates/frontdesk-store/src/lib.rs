@@ -1,10 +1,14 @@
 //! Frontdesk's storage: one API over SQLite (embedded default) and PostgreSQL (several server
 //! instances), with diesel-async, deadpool and embedded migrations run on start.
 
+mod agents;
 mod blocking;
 mod conversations;
 mod customers;
 mod error;
+mod events;
+mod feed;
+mod lifecycle;
 mod messages;
 mod partners;
 mod pool;
@@ -13,18 +17,28 @@ mod schema;
 mod sessions;
 
 pub use error::StoreError;
+pub use events::StoredEvent;
+pub use feed::{EventFeed, FeedItem, TypingSignal};
 pub use messages::Appended;
 pub use pool::{Backend, StoreConfig};
 pub use sessions::CustomerSession;
 
-use diesel_async::RunQueryDsl;
+use std::sync::{Arc, OnceLock};
 
+use diesel_async::RunQueryDsl;
+use tokio::sync::broadcast;
+
+use crate::feed::Signal;
 use crate::pool::{with_conn, Pool};
 
 /// A handle on the database; cheap to clone (it is a pool).
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    database_url: String,
+    /// Wakes this instance's event feed.
+    signals: broadcast::Sender<Signal>,
+    listener_started: Arc<OnceLock<()>>,
 }
 
 impl Store {
@@ -33,11 +47,19 @@ impl Store {
     pub async fn open(config: &StoreConfig) -> Result<Self, StoreError> {
         Ok(Self {
             pool: Pool::open(config).await?,
+            database_url: config.database_url.clone(),
+            signals: broadcast::channel(1024).0,
+            listener_started: Arc::new(OnceLock::new()),
         })
     }
 
     pub fn backend(&self) -> Backend {
         self.pool.backend()
+    }
+
+    /// Whether event appends must take the PostgreSQL event-log lock.
+    pub(crate) fn is_postgres(&self) -> bool {
+        self.backend() == Backend::Postgres
     }
 
     /// Whether the database answers a trivial query.

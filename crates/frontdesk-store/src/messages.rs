@@ -2,9 +2,10 @@
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use frontdesk_domain::{Conversation, DomainError, Message, MessageDraft, Viewer};
+use frontdesk_domain::{Audience, Conversation, DomainError, Event, Message, MessageDraft, Viewer};
 
 use crate::error::StoreError;
+use crate::events::{append_event, NewEventRow};
 use crate::pool::with_conn;
 use crate::rows::{convert_all, now, ConversationRow, MessageRow, NewMessageRow};
 use crate::schema::{conversations, messages};
@@ -54,8 +55,9 @@ impl Store {
             .map(serde_json::to_string)
             .transpose()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let pg = self.is_postgres();
         let mut db = self.pool.get().await?;
-        let (conversation, row): (ConversationRow, MessageRow) = with_conn!(db, |conn| {
+        let (conversation, message): (Conversation, Message) = with_conn!(db, |conn| {
             conn.transaction::<_, StoreError, _>(async move |conn| {
                 let at = now().as_utc();
                 let conversation: ConversationRow =
@@ -77,18 +79,28 @@ impl Store {
                     metadata,
                     client_message_id: draft.client_message_id.as_deref(),
                 };
-                let stored = diesel::insert_into(messages::table)
+                let stored: Message = diesel::insert_into(messages::table)
                     .values(&row)
                     .returning(MessageRow::as_returning())
                     .get_result(conn)
-                    .await?;
+                    .await?
+                    .try_into()?;
+                let conversation: Conversation = conversation.try_into()?;
+                let event = Event::Message(stored.clone());
+                let audience = Audience::conversation(&conversation);
+                append_event!(
+                    conn,
+                    pg,
+                    NewEventRow::new(&event, &audience, Some(conversation.id), at)
+                );
                 Ok((conversation, stored))
             })
             .await?
         });
+        self.events_committed();
         Ok(Appended {
-            message: row.try_into()?,
-            conversation: conversation.try_into()?,
+            message,
+            conversation,
             created: true,
         })
     }

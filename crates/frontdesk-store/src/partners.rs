@@ -49,4 +49,19 @@ impl Store {
         });
         Ok(found.map(Partner::from))
     }
+
+    pub async fn partner(&self, id: frontdesk_domain::PartnerId) -> Result<Partner, StoreError> {
+        let mut db = self.pool.get().await?;
+        let found: Option<PartnerRow> = with_conn!(db, |conn| {
+            partners::table
+                .find(id.0)
+                .select(PartnerRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+        });
+        found
+            .map(Partner::from)
+            .ok_or(StoreError::NotFound("partner"))
+    }
 }

@@ -71,7 +71,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    events (id) {
+        id -> BigInt,
+        kind -> Text,
+        partner_id -> BigInt,
+        customer_id -> Text,
+        conversation_id -> Nullable<BigInt>,
+        agent_id -> Nullable<BigInt>,
+        all_agents -> Bool,
+        payload -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    agent_sessions (token_hash) {
+        token_hash -> Text,
+        agent_id -> BigInt,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(messages -> conversations (conversation_id));
+diesel::joinable!(agent_sessions -> agents (agent_id));
 diesel::allow_tables_to_appear_in_same_query!(
     partners,
     customers,
@@ -79,4 +103,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     conversations,
     messages,
     customer_sessions,
+    events,
+    agent_sessions,
 );

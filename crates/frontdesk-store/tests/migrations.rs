@@ -40,10 +40,12 @@ where
     assert_eq!(
         after_up,
         [
+            "agent_sessions",
             "agents",
             "conversations",
             "customer_sessions",
             "customers",
+            "events",
             "messages",
             "partners"
         ]

@@ -1,5 +1,6 @@
 //! Routes, grouped as the integration guide groups them.
 
+pub mod agents;
 pub mod conversations;
 pub mod customers;
 pub mod health;
@@ -31,7 +32,37 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route(
             "/api/customers/{customerId}",
             web::patch().to(customers::update),
-        );
+        )
+        .route("/ws", web::get().to(crate::realtime::socket::connect))
+        .route("/api/agent/login", web::post().to(agents::login))
+        .route("/api/agent/logout", web::post().to(agents::logout))
+        .route("/api/agent/me", web::get().to(agents::me))
+        .route("/api/agent/conversations", web::get().to(agents::list))
+        .route(
+            "/api/agent/conversations/{id}",
+            web::get().to(agents::detail),
+        )
+        .route(
+            "/api/agent/conversations/{id}/messages",
+            web::get().to(agents::messages),
+        )
+        .route(
+            "/api/agent/conversations/{id}/messages",
+            web::post().to(agents::send),
+        )
+        .route(
+            "/api/agent/conversations/{id}/assign",
+            web::post().to(agents::assign),
+        )
+        .route(
+            "/api/agent/conversations/{id}/read",
+            web::post().to(agents::read),
+        )
+        .route(
+            "/api/agent/conversations/{id}/close",
+            web::post().to(agents::close),
+        )
+        .route("/api/admin/agents", web::post().to(agents::create_agent));
 }
 
 /// A customer token speaks only for its own customer id.

@@ -1,12 +1,15 @@
 //! Test support: a fresh database per test on either backend, the real `frontdesk` binary on
 //! loopback, and small HTTP helpers. Tests run in parallel; each owns its database and server.
-#![allow(dead_code)] // Each test file uses a different part of this module.
+// Each test file uses a different part of this module.
+#![allow(dead_code, unused_imports)]
 
 pub mod db;
 pub mod server;
+pub mod ws;
 
 pub use db::{Backend, TestDb};
 pub use server::Server;
+pub use ws::{Ended, WsClient};
 
 use serde_json::Value;
 

@@ -12,9 +12,23 @@ use super::db::TestDb;
 
 pub struct Server {
     child: Child,
+    database_url: String,
     pub base: String,
     pub client: reqwest::Client,
     log: Arc<Mutex<Vec<String>>>,
+}
+
+/// A signed-in agent.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub id: i64,
+    pub token: String,
+}
+
+impl Agent {
+    pub fn client_id(&self) -> String {
+        format!("agent-{}", self.id)
+    }
 }
 
 /// A registered partner.
@@ -81,6 +95,7 @@ impl Server {
         };
         Self {
             child,
+            database_url: db.url.clone(),
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
             log,
@@ -171,6 +186,75 @@ impl Server {
         let json = serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("{path} answered {status} with non-JSON {text:?}: {e}"));
         (status, json)
+    }
+
+    /// Creates an agent with the real CLI (`frontdesk agent create`), then signs it in.
+    pub async fn agent(&self, email: &str, admin: bool) -> Agent {
+        let password = "a long enough password";
+        let mut command = Command::new(env!("CARGO_BIN_EXE_frontdesk"));
+        command
+            .args([
+                "agent",
+                "create",
+                "--email",
+                email,
+                "--name",
+                "Test Agent",
+                "--password-stdin",
+            ])
+            .env("DATABASE_URL", &self.database_url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if admin {
+            command.arg("--admin");
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("agent create: {e}"));
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            let _ = writeln!(stdin, "{password}");
+        }
+        let output = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("agent create: {e}"));
+        assert!(
+            output.status.success(),
+            "agent create failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let created: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("agent create printed no JSON: {e}"));
+        let (status, session) = self
+            .call(
+                Method::POST,
+                "/api/agent/login",
+                None,
+                Some(&json!({"email": email, "password": password})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{session}");
+        Agent {
+            id: created["id"]
+                .as_i64()
+                .unwrap_or_else(|| panic!("no id in {created}")),
+            token: session["token"].as_str().unwrap_or_default().to_owned(),
+        }
+    }
+
+    /// A customer session token.
+    pub async fn session(&self, partner: &Partner, customer: &str) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/partner/sessions",
+                Some(&partner.key),
+                Some(&json!({"customerId": customer})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["token"].as_str().unwrap_or_default().to_owned()
     }
 
     pub async fn register(&self, name: &str) -> Partner {

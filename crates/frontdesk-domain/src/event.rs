@@ -1,0 +1,222 @@
+//! Realtime events: what the server tells connected clients, and who hears it.
+//!
+//! Every event but `typing` is stored in the event log before anyone sees it; its log id is
+//! the `cursor` of its frame.
+
+use serde::Serialize;
+
+use crate::conversation::{Conversation, ConversationStatus};
+use crate::customer::CustomerId;
+use crate::flashback::Flashback;
+use crate::message::Message;
+use crate::partner::PartnerId;
+
+/// A stored event's payload, as its frame carries it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Event {
+    /// The guide's Message object.
+    Message(Message),
+    Status(StatusChange),
+    Read(ReadReceipt),
+    Flashback(FlashbackNotice),
+}
+
+impl Event {
+    /// The frame `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Message(_) => "message",
+            Event::Status(_) => "status",
+            Event::Read(_) => "read",
+            Event::Flashback(_) => "flashback",
+        }
+    }
+
+    pub fn payload_json(&self) -> String {
+        // Serialising these plain structs cannot fail: no maps with non-string keys.
+        serde_json::to_string(self).unwrap_or_else(|_| "null".to_owned())
+    }
+}
+
+/// `{conversationId, status, agentId}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusChange {
+    pub conversation_id: i64,
+    pub status: ConversationStatus,
+    pub agent_id: Option<i64>,
+}
+
+impl StatusChange {
+    pub fn of(conversation: &Conversation) -> Self {
+        Self {
+            conversation_id: conversation.id,
+            status: conversation.status,
+            agent_id: conversation.agent_id,
+        }
+    }
+}
+
+/// `{conversationId, messageId}`: every message up to `messageId` from the other side is read.
+/// `isAgent` says who read them (true: the agent read the customer's messages).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadReceipt {
+    pub conversation_id: i64,
+    pub message_id: i64,
+    pub is_agent: bool,
+}
+
+/// `{customerId, flashBack: {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlashbackNotice {
+    pub customer_id: CustomerId,
+    pub flash_back: Flashback,
+}
+
+/// `{conversationId, isTyping, isAgent}`: relayed, never stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Typing {
+    pub conversation_id: i64,
+    pub is_typing: bool,
+    #[serde(default)]
+    pub is_agent: bool,
+}
+
+/// Who receives an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audience {
+    /// The customer (all of their connections).
+    pub partner: PartnerId,
+    pub customer: CustomerId,
+    /// The agent holding the conversation, if any.
+    pub agent: Option<i64>,
+    /// Every agent: the queue of waiting conversations is shared.
+    pub all_agents: bool,
+}
+
+impl Audience {
+    /// Events of a conversation: its customer, its agent, and every agent while it waits.
+    pub fn conversation(conversation: &Conversation) -> Self {
+        Self {
+            partner: conversation.partner_id,
+            customer: conversation.customer_id.clone(),
+            agent: conversation.agent_id,
+            all_agents: conversation.status == ConversationStatus::Waiting,
+        }
+    }
+
+    /// A status change is also news to the queue when the conversation leaves it.
+    pub fn transition(before: &Conversation, after: &Conversation) -> Self {
+        let mut audience = Self::conversation(after);
+        audience.all_agents |= before.status == ConversationStatus::Waiting;
+        audience.agent = audience.agent.or(before.agent_id);
+        audience
+    }
+
+    /// A customer-level event (Flashback): the customer and every agent.
+    pub fn customer(partner: PartnerId, customer: CustomerId) -> Self {
+        Self {
+            partner,
+            customer,
+            agent: None,
+            all_agents: true,
+        }
+    }
+}
+
+/// A connected client, as the hub and the event log know it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Recipient {
+    Customer(PartnerId, CustomerId),
+    Agent(i64),
+}
+
+impl Recipient {
+    pub fn hears(&self, audience: &Audience) -> bool {
+        match self {
+            Recipient::Customer(partner, customer) => {
+                *partner == audience.partner && *customer == audience.customer
+            }
+            Recipient::Agent(id) => audience.all_agents || audience.agent == Some(*id),
+        }
+    }
+}
+
+/// `{"type":…,"payload":…,"cursor":…}` from a payload that is already JSON.
+pub fn event_frame(kind: &str, payload_json: &str, cursor: i64) -> String {
+    format!(r#"{{"type":"{kind}","payload":{payload_json},"cursor":{cursor}}}"#)
+}
+
+/// `{"type":…,"payload":…}` for frames outside the log (typing, ack, error, pong).
+pub fn plain_frame(kind: &str, payload: &impl Serialize) -> String {
+    let payload = serde_json::to_string(payload).unwrap_or_else(|_| "null".to_owned());
+    format!(r#"{{"type":"{kind}","payload":{payload}}}"#)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timestamp::Timestamp;
+    use time::macros::datetime;
+
+    fn conversation(status: ConversationStatus, agent: Option<i64>) -> Conversation {
+        let at = Timestamp::new(datetime!(2023-01-01 00:00 UTC));
+        Conversation {
+            id: 7,
+            partner_id: PartnerId(1),
+            customer_id: CustomerId::from_stored("c".into()),
+            agent_id: agent,
+            status,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn audiences() {
+        let customer = Recipient::Customer(PartnerId(1), CustomerId::from_stored("c".into()));
+        let other = Recipient::Customer(PartnerId(2), CustomerId::from_stored("c".into()));
+        let waiting = Audience::conversation(&conversation(ConversationStatus::Waiting, None));
+        assert!(customer.hears(&waiting));
+        assert!(!other.hears(&waiting), "same customer id, other partner");
+        assert!(Recipient::Agent(9).hears(&waiting), "the queue is shared");
+
+        let active = Audience::conversation(&conversation(ConversationStatus::Active, Some(2)));
+        assert!(Recipient::Agent(2).hears(&active));
+        assert!(!Recipient::Agent(9).hears(&active));
+
+        let taken = Audience::transition(
+            &conversation(ConversationStatus::Waiting, None),
+            &conversation(ConversationStatus::Active, Some(2)),
+        );
+        assert!(
+            Recipient::Agent(9).hears(&taken),
+            "the queue learns it was taken"
+        );
+    }
+
+    #[test]
+    fn frames() {
+        let status = Event::Status(StatusChange::of(&conversation(
+            ConversationStatus::Active,
+            Some(2),
+        )));
+        assert_eq!(
+            event_frame(status.kind(), &status.payload_json(), 42),
+            r#"{"type":"status","payload":{"conversationId":7,"status":"active","agentId":2},"cursor":42}"#
+        );
+        let typing = Typing {
+            conversation_id: 7,
+            is_typing: true,
+            is_agent: false,
+        };
+        assert_eq!(
+            plain_frame("typing", &typing),
+            r#"{"type":"typing","payload":{"conversationId":7,"isTyping":true,"isAgent":false}}"#
+        );
+    }
+}

@@ -1,0 +1,230 @@
+//! This instance's connections, indexed by who they are, and delivery to them.
+//!
+//! Delivery never waits: each connection has a bounded queue, and a connection whose queue is
+//! full is told to close (it reconnects with `since` and loses nothing). A slow client can
+//! therefore never slow the others down.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytestring::ByteString;
+use frontdesk_domain::event::{event_frame, plain_frame};
+use frontdesk_domain::{Audience, CustomerId, PartnerId, Recipient};
+use frontdesk_store::{StoredEvent, TypingSignal};
+use rand::Rng;
+use tokio::sync::{mpsc, Notify};
+
+/// What the hub hands a connection.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A logged event and its cursor.
+    Event { cursor: i64, frame: ByteString },
+    /// A frame outside the log (typing).
+    Plain(ByteString),
+    /// The server is stopping: close with 1001.
+    Shutdown,
+}
+
+struct Connection {
+    recipient: Recipient,
+    tx: mpsc::Sender<Outbound>,
+    kill: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct Registry {
+    connections: HashMap<u64, Connection>,
+    customers: HashMap<(PartnerId, CustomerId), HashSet<u64>>,
+    agents: HashMap<i64, HashSet<u64>>,
+    every_agent: HashSet<u64>,
+}
+
+pub struct Hub {
+    /// Tells this instance's typing signals from other instances'.
+    instance: String,
+    next_id: AtomicU64,
+    queue: usize,
+    registry: Mutex<Registry>,
+}
+
+/// A registered connection; dropping it unregisters.
+pub struct Subscription {
+    pub id: u64,
+    pub rx: mpsc::Receiver<Outbound>,
+    /// Notified when the queue overflowed: the connection must close.
+    pub kill: Arc<Notify>,
+    hub: Arc<Hub>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.remove(self.id);
+    }
+}
+
+impl Hub {
+    /// `queue`: frames a connection may have waiting before it counts as too slow.
+    pub fn new(queue: usize) -> Self {
+        Self {
+            instance: format!("{:016x}", rand::rng().random::<u64>()),
+            next_id: AtomicU64::new(1),
+            queue: queue.max(1),
+            registry: Mutex::new(Registry::default()),
+        }
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        // A panic while holding the lock leaves plain maps behind; they are still usable.
+        self.registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn subscribe(self: &Arc<Self>, recipient: Recipient) -> Subscription {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(self.queue);
+        let kill = Arc::new(Notify::new());
+        let mut registry = self.registry();
+        match &recipient {
+            Recipient::Customer(partner, customer) => {
+                registry
+                    .customers
+                    .entry((*partner, customer.clone()))
+                    .or_default()
+                    .insert(id);
+            }
+            Recipient::Agent(agent) => {
+                registry.agents.entry(*agent).or_default().insert(id);
+                registry.every_agent.insert(id);
+            }
+        }
+        registry.connections.insert(
+            id,
+            Connection {
+                recipient,
+                tx,
+                kill: Arc::clone(&kill),
+            },
+        );
+        Subscription {
+            id,
+            rx,
+            kill,
+            hub: Arc::clone(self),
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        let mut registry = self.registry();
+        let Some(connection) = registry.connections.remove(&id) else {
+            return;
+        };
+        match connection.recipient {
+            Recipient::Customer(partner, customer) => {
+                let key = (partner, customer);
+                if let Some(set) = registry.customers.get_mut(&key) {
+                    set.remove(&id);
+                    if set.is_empty() {
+                        registry.customers.remove(&key);
+                    }
+                }
+            }
+            Recipient::Agent(agent) => {
+                if let Some(set) = registry.agents.get_mut(&agent) {
+                    set.remove(&id);
+                    if set.is_empty() {
+                        registry.agents.remove(&agent);
+                    }
+                }
+                registry.every_agent.remove(&id);
+            }
+        }
+    }
+
+    /// `<instance>/<connection>`: the origin of a typing signal.
+    pub fn origin(&self, connection: u64) -> String {
+        format!("{}/{connection}", self.instance)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.registry().connections.len()
+    }
+
+    /// Delivers log events, in order, to every local connection that hears them.
+    pub fn dispatch_events(&self, events: &[StoredEvent]) {
+        let mut registry = self.registry();
+        for event in events {
+            let frame = ByteString::from(event_frame(&event.kind, &event.payload, event.id));
+            let outbound = Outbound::Event {
+                cursor: event.id,
+                frame,
+            };
+            for id in registry.audience(&event.audience, None) {
+                registry.offer(id, outbound.clone());
+            }
+        }
+    }
+
+    pub fn dispatch_typing(&self, signal: &TypingSignal) {
+        let frame = ByteString::from(plain_frame("typing", &signal.typing));
+        let mut registry = self.registry();
+        let origin = signal
+            .origin
+            .strip_prefix(&format!("{}/", self.instance))
+            .and_then(|id| id.parse::<u64>().ok());
+        for id in registry.audience(&signal.audience(), origin) {
+            registry.offer(id, Outbound::Plain(frame.clone()));
+        }
+    }
+
+    /// Asks every connection to close with 1001 (going away).
+    pub fn shutdown(&self) {
+        let mut registry = self.registry();
+        let ids: Vec<u64> = registry.connections.keys().copied().collect();
+        for id in ids {
+            registry.offer(id, Outbound::Shutdown);
+        }
+    }
+}
+
+impl Registry {
+    /// The local connections that hear `audience`, each once, except `skip`.
+    fn audience(&self, audience: &Audience, skip: Option<u64>) -> Vec<u64> {
+        let mut ids: Vec<u64> = Vec::new();
+        if let Some(set) = self
+            .customers
+            .get(&(audience.partner, audience.customer.clone()))
+        {
+            ids.extend(set);
+        }
+        if audience.all_agents {
+            ids.extend(&self.every_agent);
+        } else if let Some(set) = audience.agent.and_then(|agent| self.agents.get(&agent)) {
+            ids.extend(set);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids.retain(|id| Some(*id) != skip);
+        ids
+    }
+
+    /// Queues a frame without waiting; a full queue marks the connection too slow.
+    fn offer(&mut self, id: u64, outbound: Outbound) {
+        let Some(connection) = self.connections.get(&id) else {
+            return;
+        };
+        match connection.tx.try_send(outbound) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::info!(
+                    connection = id,
+                    "outbound queue full; disconnecting slow client"
+                );
+                connection.kill.notify_one();
+            }
+            // The connection is closing; it unregisters itself.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}

@@ -1,0 +1,499 @@
+//! The WebSocket API against the real server, with real WebSocket clients, on both backends.
+
+mod support;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use support::{assert_timestamp, error_code, keys, Backend, Ended, Server, TestDb, WsClient};
+
+on_both_backends!(
+    the_handshake_needs_credentials_for_the_client_id,
+    frames_flow_both_ways,
+    rest_messages_reach_websockets,
+    bad_frames_get_errors_and_the_socket_stays_open,
+    customers_only_hear_their_own_conversations,
+    reconnecting_with_since_replays_exactly_what_was_missed,
+    sigterm_closes_websockets_with_1001,
+);
+
+async fn the_handshake_needs_credentials_for_the_client_id(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = Server::start(&db).await;
+    let partner = server.register("Acme").await;
+    let token = server.session(&partner, "ann").await;
+    let agent = server.agent("agent@example.com", false).await;
+
+    // The guide's snippet, unchanged, has no credentials: refused without an upgrade.
+    assert_eq!(
+        WsClient::connect(&server, "clientId=ann", None).await.err(),
+        Some(401)
+    );
+    let refused = [
+        (format!("clientId=ann&token=fdc_{}", "0".repeat(64)), None),
+        (format!("clientId=bob&token={token}"), None),
+        (format!("clientId=agent-{}&token={token}", agent.id), None),
+        (format!("clientId=ann&token={}", agent.token), None),
+        (
+            format!("clientId=agent-{}&token={}", agent.id + 1, agent.token),
+            None,
+        ),
+        // API keys belong in the header, never in a URL.
+        (format!("clientId=ann&token={}", partner.key), None),
+        ("clientId=ann".to_owned(), Some("fdk_wrong")),
+        (
+            format!("clientId={}", agent.client_id()),
+            Some(partner.key.as_str()),
+        ),
+    ];
+    for (query, bearer) in &refused {
+        assert_eq!(
+            WsClient::connect(&server, query, *bearer).await.err(),
+            Some(401),
+            "{query} with {bearer:?}"
+        );
+    }
+    assert_eq!(
+        WsClient::connect(&server, &format!("token={token}"), None)
+            .await
+            .err(),
+        Some(400),
+        "clientId is required"
+    );
+
+    // Each kind of credential works for its own clientId.
+    let mut customer = WsClient::ready(&server, &format!("clientId=ann&token={token}"), None).await;
+    let mut proxied = WsClient::ready(&server, "clientId=ann", Some(&partner.key)).await;
+    let agent_query = format!("clientId={}&token={}", agent.client_id(), agent.token);
+    let mut staff = WsClient::ready(&server, &agent_query, None).await;
+    let header_query = format!("clientId={}", agent.client_id());
+    let mut staff_header = WsClient::ready(&server, &header_query, Some(&agent.token)).await;
+    for client in [&mut customer, &mut proxied, &mut staff, &mut staff_header] {
+        client.expect_quiet().await;
+    }
+    server.assert_no_panics();
+}
+
+async fn frames_flow_both_ways(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = Server::start(&db).await;
+    let partner = server.register("Acme").await;
+    let agent = server.agent("agent@example.com", false).await;
+    let mut staff = WsClient::ready(
+        &server,
+        &format!("clientId={}&token={}", agent.client_id(), agent.token),
+        None,
+    )
+    .await;
+    let conversation = server.conversation(&partner, "customer-12345").await;
+
+    // A new conversation reaches the agents' queue.
+    let queued = staff.expect("status").await;
+    assert_eq!(
+        queued["payload"],
+        json!({"conversationId": conversation, "status": "waiting", "agentId": null})
+    );
+    assert!(queued["cursor"].is_i64());
+
+    let token = server.session(&partner, "customer-12345").await;
+    let mut customer = WsClient::ready(
+        &server,
+        &format!("clientId=customer-12345&token={token}"),
+        None,
+    )
+    .await;
+
+    // The guide's message frame: stored, acknowledged with its clientMessageId, fanned out.
+    customer
+        .send(&json!({"type": "message", "payload": {
+            "conversationId": conversation,
+            "content": "Hello, I need help",
+            "senderId": "customer-12345",
+            "isFromAgent": false,
+            "metadata": {"commandType": "order_lookup", "value": "ORD-12345"},
+            "clientMessageId": "c-1"
+        }}))
+        .await;
+    let mut ack = None;
+    let mut echoed = None;
+    while ack.is_none() || echoed.is_none() {
+        let frame = customer.next().await;
+        match frame["type"].as_str() {
+            Some("ack") => ack = Some(frame),
+            Some("message") => echoed = Some(frame),
+            _ => panic!("unexpected {frame}"),
+        }
+    }
+    let ack = ack.unwrap_or_default();
+    assert_eq!(ack["payload"]["clientMessageId"], "c-1");
+    let message = ack["payload"]["message"].clone();
+    assert_eq!(
+        keys(&message),
+        [
+            "clientMessageId",
+            "content",
+            "conversationId",
+            "id",
+            "isFromAgent",
+            "metadata",
+            "readStatus",
+            "senderId",
+            "timestamp"
+        ]
+    );
+    assert_timestamp(&message["timestamp"]);
+    assert_eq!(
+        echoed.unwrap_or_default()["payload"],
+        message,
+        "other tabs see it too"
+    );
+    let seen = staff.expect("message").await;
+    assert_eq!(seen["payload"], message);
+    assert_eq!(
+        server.history(&partner, conversation).await,
+        vec![message.clone()]
+    );
+
+    // The agent takes it: both sides hear the status change.
+    let (status, _) = server
+        .call(
+            Method::POST,
+            &format!("/api/agent/conversations/{conversation}/assign"),
+            Some(&agent.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let expected = json!({"conversationId": conversation, "status": "active", "agentId": agent.id});
+    assert_eq!(customer.expect("status").await["payload"], expected);
+    assert_eq!(staff.expect("status").await["payload"], expected);
+
+    // Typing goes to the other side only, never back to its sender.
+    customer
+        .send(&json!({"type": "typing", "payload": {"conversationId": conversation, "isTyping": true, "isAgent": false}}))
+        .await;
+    assert_eq!(
+        staff.expect("typing").await,
+        json!({"type": "typing", "payload": {"conversationId": conversation, "isTyping": true, "isAgent": false}})
+    );
+    staff
+        .send(&json!({"type": "typing", "payload": {"conversationId": conversation, "isTyping": true}}))
+        .await;
+    let typing = customer.expect("typing").await;
+    assert_eq!(typing["payload"]["isAgent"], true);
+    assert!(typing.get("cursor").is_none(), "typing is never logged");
+
+    // The agent answers over its socket.
+    staff
+        .send(&json!({"type": "message", "payload": {"conversationId": conversation, "content": "How can I help?", "clientMessageId": "a-1"}}))
+        .await;
+    let reply = customer.expect("message").await["payload"].clone();
+    assert_eq!(reply["senderId"], agent.client_id());
+    assert_eq!(reply["isFromAgent"], true);
+    assert_eq!(reply["readStatus"], false);
+    let mut acked = false;
+    while !acked {
+        let frame = staff.next().await;
+        acked = frame["type"] == "ack" && frame["payload"]["clientMessageId"] == "a-1";
+    }
+
+    // The customer reads it: the agent gets the receipt and the message is read.
+    customer
+        .send(&json!({"type": "read", "payload": {"conversationId": conversation, "messageId": reply["id"]}}))
+        .await;
+    let receipt = staff.until("read").await;
+    assert_eq!(receipt["payload"]["conversationId"], conversation);
+    assert_eq!(receipt["payload"]["messageId"], reply["id"]);
+    let history = server.history(&partner, conversation).await;
+    assert_eq!(history[1]["readStatus"], true);
+    assert_eq!(
+        history[0]["readStatus"], false,
+        "only the other side's messages"
+    );
+
+    // A birthdate makes a Flashback profile, announced to the customer and to agents.
+    server
+        .call(
+            Method::PATCH,
+            "/api/customers/customer-12345",
+            Some(&partner.key),
+            Some(&json!({"birthdate": "1990-01-15"})),
+        )
+        .await;
+    let flashback = customer.until("flashback").await;
+    assert_eq!(flashback["payload"]["customerId"], "customer-12345");
+    assert_eq!(
+        flashback["payload"]["flashBack"]["firstEventDate"],
+        json!({"month": "April", "year": 1999})
+    );
+    assert_eq!(
+        staff.until("flashback").await["payload"],
+        flashback["payload"]
+    );
+
+    customer.send(&json!({"type": "ping"})).await;
+    assert_eq!(customer.until("pong").await["type"], "pong");
+    server.assert_no_panics();
+}
+
+async fn rest_messages_reach_websockets(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = Server::start(&db).await;
+    let partner = server.register("Acme").await;
+    let agent = server.agent("agent@example.com", false).await;
+    let conversation = server.conversation(&partner, "ann").await;
+    let token = server.session(&partner, "ann").await;
+    let mut customer = WsClient::ready(&server, &format!("clientId=ann&token={token}"), None).await;
+    let mut staff = WsClient::ready(
+        &server,
+        &format!("clientId={}&token={}", agent.client_id(), agent.token),
+        None,
+    )
+    .await;
+
+    // A partner's REST message reaches the customer's sockets and the queue.
+    let posted = server.say(&partner, conversation, "ann", "via REST").await;
+    assert_eq!(customer.expect("message").await["payload"], posted);
+    assert_eq!(staff.expect("message").await["payload"], posted);
+
+    server
+        .call(
+            Method::POST,
+            &format!("/api/agent/conversations/{conversation}/assign"),
+            Some(&agent.token),
+            None,
+        )
+        .await;
+    customer.expect("status").await;
+    staff.expect("status").await;
+
+    // An agent's REST message reaches the customer.
+    let (status, sent) = server
+        .call(
+            Method::POST,
+            &format!("/api/agent/conversations/{conversation}/messages"),
+            Some(&agent.token),
+            Some(&json!({"content": "Answer via REST"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    assert_eq!(customer.expect("message").await["payload"], sent);
+    assert_eq!(staff.expect("message").await["payload"], sent);
+
+    // The agent reads over REST: the customer hears the receipt.
+    let (status, _) = server
+        .call(
+            Method::POST,
+            &format!("/api/agent/conversations/{conversation}/read"),
+            Some(&agent.token),
+            Some(&json!({"messageId": posted["id"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let receipt = customer.expect("read").await;
+    assert_eq!(
+        receipt["payload"],
+        json!({"conversationId": conversation, "messageId": posted["id"], "isAgent": true})
+    );
+
+    // Closing is announced, and the customer can no longer write.
+    server
+        .call(
+            Method::POST,
+            &format!("/api/agent/conversations/{conversation}/close"),
+            Some(&agent.token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        customer.until("status").await["payload"]["status"],
+        "closed"
+    );
+    customer
+        .send(&json!({"type": "message", "payload": {"conversationId": conversation, "content": "hello?", "clientMessageId": "late"}}))
+        .await;
+    let error = customer.expect("error").await;
+    assert_eq!(error["payload"]["code"], "conversation_closed");
+    assert_eq!(error["payload"]["clientMessageId"], "late");
+}
+
+async fn bad_frames_get_errors_and_the_socket_stays_open(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = Server::start(&db).await;
+    let partner = server.register("Acme").await;
+    let mine = server.conversation(&partner, "ann").await;
+    let theirs = server.conversation(&partner, "bob").await;
+    let token = server.session(&partner, "ann").await;
+    let mut ann = WsClient::ready(&server, &format!("clientId=ann&token={token}"), None).await;
+    ann.expect_quiet().await;
+
+    let bad: Vec<(String, &str)> = vec![
+        ("not json".into(), "malformed_frame"),
+        (r#"{"type":"shout","payload":{}}"#.into(), "malformed_frame"),
+        (r#"{"type":"message","payload":{"content":"no conversation"}}"#.into(), "malformed_frame"),
+        (json!({"type": "message", "payload": {"conversationId": mine, "content": ""}}).to_string(), "invalid_value"),
+        (json!({"type": "message", "payload": {"conversationId": mine, "content": "x".repeat(10_001)}}).to_string(), "invalid_value"),
+        (json!({"type": "message", "payload": {"conversationId": mine, "content": "hi", "senderId": "bob"}}).to_string(), "invalid_value"),
+        (json!({"type": "message", "payload": {"conversationId": mine, "content": "hi", "isFromAgent": true}}).to_string(), "forbidden"),
+        (json!({"type": "message", "payload": {"conversationId": theirs, "content": "hi"}}).to_string(), "conversation_not_found"),
+        (json!({"type": "message", "payload": {"conversationId": 999_999, "content": "hi"}}).to_string(), "conversation_not_found"),
+        (json!({"type": "typing", "payload": {"conversationId": theirs, "isTyping": true}}).to_string(), "conversation_not_found"),
+        (json!({"type": "read", "payload": {"conversationId": theirs, "messageId": 1}}).to_string(), "conversation_not_found"),
+    ];
+    for (frame, code) in bad {
+        ann.send_text(frame.clone()).await;
+        let error = ann.expect("error").await;
+        assert_eq!(error["payload"]["code"], code, "{frame}");
+        assert!(error["payload"]["message"].is_string());
+    }
+    ann.expect_quiet().await;
+    assert_eq!(db.count("messages").await, 0, "nothing was stored");
+
+    // Larger than 64 KiB: refused, and this one does close the socket (1009).
+    ann.send_text(json!({"type": "message", "payload": {"conversationId": mine, "content": "x".repeat(70_000)}}).to_string())
+        .await;
+    let mut saw_error = false;
+    let ended = loop {
+        match ann.next_within(support::ws::PATIENCE).await {
+            Some(frame) if frame["type"] == "error" => {
+                assert_eq!(
+                    error_code(&json!({"error": frame["payload"]})),
+                    "frame_too_large"
+                );
+                saw_error = true;
+            }
+            Some(other) => panic!("unexpected {other}"),
+            None => break true,
+        }
+    };
+    assert!(ended && saw_error);
+    server.assert_no_panics();
+}
+
+async fn customers_only_hear_their_own_conversations(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = Server::start(&db).await;
+    let a = server.register("A").await;
+    let b = server.register("B").await;
+    let ann_conversation = server.conversation(&a, "ann").await;
+    let other = server.conversation(&a, "bob").await;
+    // Partner B has a customer with the same id.
+    let b_conversation = server.conversation(&b, "ann").await;
+    let mut ann = WsClient::ready(&server, "clientId=ann", Some(&a.key)).await;
+
+    server.say(&a, other, "bob", "for bob").await;
+    server.say(&b, b_conversation, "ann", "for B's ann").await;
+    let mine = server.say(&a, ann_conversation, "ann", "for ann").await;
+    let frame = ann.expect("message").await;
+    assert_eq!(
+        frame["payload"], mine,
+        "the first thing ann hears is her own message"
+    );
+    ann.expect_quiet().await;
+}
+
+async fn reconnecting_with_since_replays_exactly_what_was_missed(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = Server::start(&db).await;
+    let partner = server.register("Acme").await;
+    let agent = server.agent("agent@example.com", false).await;
+    let conversation = server.conversation(&partner, "ann").await;
+    let token = server.session(&partner, "ann").await;
+    let query = format!("clientId=ann&token={token}");
+
+    let mut ann = WsClient::ready(&server, &query, None).await;
+    let first = server.say(&partner, conversation, "ann", "seen live").await;
+    assert_eq!(ann.expect("message").await["payload"], first);
+    let cursor = ann.cursor;
+    ann.close().await;
+
+    // Missed while away: three messages, a status change, an agent reply, a read receipt.
+    let mut missed = Vec::new();
+    for n in 0..3 {
+        missed.push(
+            server
+                .say(&partner, conversation, "ann", &format!("missed {n}"))
+                .await,
+        );
+    }
+    server
+        .call(
+            Method::POST,
+            &format!("/api/agent/conversations/{conversation}/assign"),
+            Some(&agent.token),
+            None,
+        )
+        .await;
+    let (_, reply) = server
+        .call(
+            Method::POST,
+            &format!("/api/agent/conversations/{conversation}/messages"),
+            Some(&agent.token),
+            Some(&json!({"content": "while you were away"})),
+        )
+        .await;
+    server
+        .call(
+            Method::POST,
+            &format!("/api/agent/conversations/{conversation}/read"),
+            Some(&agent.token),
+            Some(&json!({"messageId": missed[2]["id"]})),
+        )
+        .await;
+
+    let mut ann = WsClient::connect(&server, &format!("{query}&since={cursor}"), None)
+        .await
+        .unwrap_or_else(|status| panic!("refused: {status}"));
+    ann.cursor = cursor;
+    let mut replayed: Vec<Value> = Vec::new();
+    loop {
+        let frame = ann.next().await;
+        if frame["type"] == "ready" {
+            assert_eq!(
+                frame["cursor"].as_i64(),
+                replayed.last().and_then(|f| f["cursor"].as_i64())
+            );
+            break;
+        }
+        replayed.push(frame);
+    }
+    let kinds: Vec<&str> = replayed.iter().filter_map(|f| f["type"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["message", "message", "message", "status", "message", "read"]
+    );
+    let payloads: Vec<&Value> = replayed.iter().map(|f| &f["payload"]).collect();
+    assert_eq!(payloads[..3], [&missed[0], &missed[1], &missed[2]]);
+    assert_eq!(payloads[4], &reply);
+    let cursors: Vec<i64> = replayed
+        .iter()
+        .filter_map(|f| f["cursor"].as_i64())
+        .collect();
+    assert!(cursors.windows(2).all(|w| w[0] < w[1]));
+    assert!(cursors[0] > cursor);
+
+    // Then live events follow, with no duplicate of anything replayed.
+    let live = server
+        .say(&partner, conversation, "ann", "live again")
+        .await;
+    assert_eq!(ann.expect("message").await["payload"], live);
+    ann.expect_quiet().await;
+
+    // Reconnecting with the latest cursor replays nothing.
+    let latest = ann.cursor;
+    let mut again = WsClient::connect(&server, &format!("{query}&since={latest}"), None)
+        .await
+        .unwrap_or_else(|status| panic!("refused: {status}"));
+    assert_eq!(again.expect("ready").await["cursor"], latest);
+}
+
+async fn sigterm_closes_websockets_with_1001(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = Server::start(&db).await;
+    let partner = server.register("Acme").await;
+    let mut ann = WsClient::ready(&server, "clientId=ann", Some(&partner.key)).await;
+    let waiter = tokio::spawn(async move { ann.ended().await });
+    let status = server.terminate();
+    assert!(status.success(), "{status}");
+    let ended = waiter.await.unwrap_or(Ended::Dropped);
+    assert_eq!(ended, Ended::Closed(Some(1001)));
+}

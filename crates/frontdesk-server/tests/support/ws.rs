@@ -1,0 +1,156 @@
+//! A real WebSocket client (tokio-tungstenite) for the tests.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::Server;
+
+/// How long a test waits for a frame it expects.
+pub const PATIENCE: Duration = Duration::from_secs(15);
+
+pub struct WsClient {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The cursor of the last event frame received (or of `ready`).
+    pub cursor: i64,
+}
+
+/// How a connection ended, as the client saw it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    Closed(Option<u16>),
+    Dropped,
+}
+
+impl WsClient {
+    /// Connects to `/ws?{query}`, optionally with a bearer header; `Err(status)` when the
+    /// server refuses the upgrade.
+    pub async fn connect(server: &Server, query: &str, bearer: Option<&str>) -> Result<Self, u16> {
+        let url = format!("{}/ws?{query}", server.base.replacen("http", "ws", 1));
+        let mut request = url
+            .into_client_request()
+            .unwrap_or_else(|e| panic!("bad url: {e}"));
+        if let Some(token) = bearer {
+            let value = format!("Bearer {token}")
+                .parse()
+                .unwrap_or_else(|e| panic!("bad header: {e}"));
+            request.headers_mut().insert("authorization", value);
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((stream, _)) => Ok(Self { stream, cursor: 0 }),
+            Err(Error::Http(response)) => Err(response.status().as_u16()),
+            Err(other) => panic!("websocket connect failed: {other}"),
+        }
+    }
+
+    /// Connects and waits for `ready`; returns the client positioned after it.
+    pub async fn ready(server: &Server, query: &str, bearer: Option<&str>) -> Self {
+        let mut client = Self::connect(server, query, bearer)
+            .await
+            .unwrap_or_else(|status| panic!("upgrade refused with {status} for {query}"));
+        client.expect("ready").await;
+        client
+    }
+
+    pub async fn send(&mut self, frame: &Value) {
+        self.stream
+            .send(Message::text(frame.to_string()))
+            .await
+            .unwrap_or_else(|e| panic!("send: {e}"));
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        self.stream
+            .send(Message::text(text))
+            .await
+            .unwrap_or_else(|e| panic!("send: {e}"));
+    }
+
+    /// The next JSON frame, or `None` if the connection ended or `wait` passed.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Value> {
+        loop {
+            let message = tokio::time::timeout(wait, self.stream.next())
+                .await
+                .ok()??;
+            match message {
+                Ok(Message::Text(text)) => {
+                    let frame: Value = serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("non-JSON frame {text}: {e}"));
+                    if let Some(cursor) = frame["cursor"].as_i64() {
+                        assert!(
+                            cursor > self.cursor || frame["type"] == "ready",
+                            "cursor went backwards: {} after {}",
+                            cursor,
+                            self.cursor
+                        );
+                        self.cursor = cursor;
+                    }
+                    return Some(frame);
+                }
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => continue,
+            }
+        }
+    }
+
+    /// The next frame, which must come.
+    pub async fn next(&mut self) -> Value {
+        self.next_within(PATIENCE)
+            .await
+            .unwrap_or_else(|| panic!("no frame arrived"))
+    }
+
+    /// The next frame, which must be of type `kind`.
+    pub async fn expect(&mut self, kind: &str) -> Value {
+        let frame = self.next().await;
+        assert_eq!(frame["type"], kind, "expected a {kind} frame, got {frame}");
+        frame
+    }
+
+    /// Skips frames until one of type `kind`.
+    pub async fn until(&mut self, kind: &str) -> Value {
+        loop {
+            let frame = self.next().await;
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    /// Proves nothing else is queued: a ping's pong must be the very next frame.
+    pub async fn expect_quiet(&mut self) {
+        self.send(&serde_json::json!({"type": "ping"})).await;
+        let frame = self.next().await;
+        assert_eq!(frame["type"], "pong", "unexpected frame {frame}");
+    }
+
+    /// Reads until the server ends the connection; how it ended.
+    pub async fn ended(&mut self) -> Ended {
+        loop {
+            match tokio::time::timeout(PATIENCE, self.stream.next()).await {
+                Err(_) => panic!("the server did not end the connection"),
+                Ok(None) | Ok(Some(Err(_))) => return Ended::Dropped,
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return Ended::Closed(frame.map(|f| u16::from(f.code)))
+                }
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self
+            .stream
+            .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: CloseCode::Normal,
+                reason: "bye".into(),
+            }))
+            .await;
+    }
+}

@@ -1,0 +1,186 @@
+//! The event log: appended inside the transaction that makes the change, read back by cursor.
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use frontdesk_domain::{Audience, CustomerId, PartnerId, Recipient};
+
+use crate::error::StoreError;
+use crate::pool::with_conn;
+use crate::schema::events;
+use crate::Store;
+
+/// Serialises event appends on PostgreSQL; see migrations/postgres/…_events_and_agent_sessions.
+pub(crate) const EVENT_LOG_LOCK: i64 = 0x0f40_7de5_0002;
+/// The channel instances LISTEN on. Payload: empty (new events) or `t` + typing JSON.
+pub(crate) const CHANNEL: &str = "frontdesk_events";
+
+/// An event as the log holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// The cursor.
+    pub id: i64,
+    pub kind: String,
+    /// The payload as JSON text, ready to be framed.
+    pub payload: String,
+    pub conversation_id: Option<i64>,
+    pub audience: Audience,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = events)]
+pub(crate) struct NewEventRow {
+    pub kind: &'static str,
+    pub partner_id: i64,
+    pub customer_id: String,
+    pub conversation_id: Option<i64>,
+    pub agent_id: Option<i64>,
+    pub all_agents: bool,
+    pub payload: String,
+    pub created_at: time::PrimitiveDateTime,
+}
+
+impl NewEventRow {
+    pub(crate) fn new(
+        event: &frontdesk_domain::Event,
+        audience: &Audience,
+        conversation_id: Option<i64>,
+        at: time::PrimitiveDateTime,
+    ) -> Self {
+        Self {
+            kind: event.kind(),
+            partner_id: audience.partner.0,
+            customer_id: audience.customer.as_str().to_owned(),
+            conversation_id,
+            agent_id: audience.agent,
+            all_agents: audience.all_agents,
+            payload: event.payload_json(),
+            created_at: at,
+        }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = events)]
+struct EventRow {
+    id: i64,
+    kind: String,
+    partner_id: i64,
+    customer_id: String,
+    conversation_id: Option<i64>,
+    agent_id: Option<i64>,
+    all_agents: bool,
+    payload: String,
+}
+
+impl From<EventRow> for StoredEvent {
+    fn from(row: EventRow) -> Self {
+        StoredEvent {
+            id: row.id,
+            kind: row.kind,
+            payload: row.payload,
+            conversation_id: row.conversation_id,
+            audience: Audience {
+                partner: PartnerId(row.partner_id),
+                customer: CustomerId::from_stored(row.customer_id),
+                agent: row.agent_id,
+                all_agents: row.all_agents,
+            },
+        }
+    }
+}
+
+/// Appends one event inside the caller's transaction and returns its id. On PostgreSQL it first
+/// takes the event-log lock (held until commit) and queues a NOTIFY (sent at commit).
+macro_rules! append_event {
+    ($conn:expr, $pg:expr, $row:expr) => {{
+        if $pg {
+            ::diesel::sql_query(format!(
+                "SELECT pg_advisory_xact_lock({})",
+                $crate::events::EVENT_LOG_LOCK
+            ))
+            .execute($conn)
+            .await?;
+        }
+        let id: i64 = ::diesel::insert_into($crate::schema::events::table)
+            .values($row)
+            .returning($crate::schema::events::id)
+            .get_result($conn)
+            .await?;
+        if $pg {
+            ::diesel::sql_query(format!(
+                "SELECT pg_notify('{}', '')",
+                $crate::events::CHANNEL
+            ))
+            .execute($conn)
+            .await?;
+        }
+        id
+    }};
+}
+pub(crate) use append_event;
+
+impl Store {
+    /// Events `recipient` hears with ids above `since`, oldest first.
+    pub async fn events_for(
+        &self,
+        recipient: &Recipient,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut db = self.pool.get().await?;
+        let rows: Vec<EventRow> = with_conn!(db, |conn| {
+            let query = events::table
+                .filter(events::id.gt(since))
+                .order(events::id.asc())
+                .limit(limit)
+                .select(EventRow::as_select());
+            match recipient {
+                Recipient::Customer(partner, customer) => {
+                    query
+                        .filter(events::partner_id.eq(partner.0))
+                        .filter(events::customer_id.eq(customer.as_str()))
+                        .load(conn)
+                        .await?
+                }
+                Recipient::Agent(agent) => {
+                    query
+                        .filter(events::agent_id.eq(agent).or(events::all_agents.eq(true)))
+                        .load(conn)
+                        .await?
+                }
+            }
+        });
+        Ok(rows.into_iter().map(StoredEvent::from).collect())
+    }
+
+    /// Every event with an id above `after`, oldest first (the instance's tail of the log).
+    pub async fn events_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut db = self.pool.get().await?;
+        let rows: Vec<EventRow> = with_conn!(db, |conn| {
+            events::table
+                .filter(events::id.gt(after))
+                .order(events::id.asc())
+                .limit(limit)
+                .select(EventRow::as_select())
+                .load(conn)
+                .await?
+        });
+        Ok(rows.into_iter().map(StoredEvent::from).collect())
+    }
+
+    /// The newest cursor, 0 when the log is empty.
+    pub async fn latest_event_id(&self) -> Result<i64, StoreError> {
+        let mut db = self.pool.get().await?;
+        let latest: Option<i64> = with_conn!(db, |conn| {
+            events::table
+                .select(diesel::dsl::max(events::id))
+                .first(conn)
+                .await?
+        });
+        Ok(latest.unwrap_or(0))
+    }
+}

@@ -1,0 +1,152 @@
+//! Conversation lifecycle: assign, close, read receipts. Each change and its event commit
+//! together.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use frontdesk_domain::event::{ReadReceipt, StatusChange};
+use frontdesk_domain::{Audience, Conversation, ConversationStatus, Event, Viewer};
+
+use crate::error::StoreError;
+use crate::events::{append_event, NewEventRow};
+use crate::pool::with_conn;
+use crate::rows::{now, ConversationRow};
+use crate::schema::{conversations, messages};
+use crate::Store;
+
+/// What a status change does, decided by the domain against the locked row.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Assign { agent: i64 },
+    Close { agent: i64, is_admin: bool },
+}
+
+impl Store {
+    /// An agent takes a conversation: `active`, `agentId` = the agent. Concurrent takers are
+    /// serialised on the conversation row; the losers get `AssignedElsewhere`.
+    pub async fn assign(&self, agent: i64, conversation: i64) -> Result<Conversation, StoreError> {
+        self.change_status(conversation, Change::Assign { agent })
+            .await
+    }
+
+    pub async fn close(
+        &self,
+        agent: i64,
+        is_admin: bool,
+        conversation: i64,
+    ) -> Result<Conversation, StoreError> {
+        self.change_status(conversation, Change::Close { agent, is_admin })
+            .await
+    }
+
+    async fn change_status(&self, id: i64, change: Change) -> Result<Conversation, StoreError> {
+        let pg = self.is_postgres();
+        let mut db = self.pool.get().await?;
+        let (after, emitted): (Conversation, bool) = with_conn!(db, |conn| {
+            conn.transaction::<_, StoreError, _>(async move |conn| {
+                let at = now().as_utc();
+                // Locks the row (and on SQLite the database) before deciding anything.
+                let before: Conversation = diesel::update(conversations::table.find(id))
+                    .set(conversations::updated_at.eq(at))
+                    .returning(ConversationRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?
+                    .ok_or(StoreError::NotFound("conversation"))?
+                    .try_into()?;
+                let (status, agent) = match change {
+                    Change::Assign { agent } => {
+                        before.check_assign(agent)?;
+                        if before.status == ConversationStatus::Active {
+                            // Taking what you already hold changes nothing.
+                            return Ok((before, false));
+                        }
+                        (ConversationStatus::Active, Some(agent))
+                    }
+                    Change::Close { agent, is_admin } => {
+                        before.check_close_by(agent, is_admin)?;
+                        (ConversationStatus::Closed, before.agent_id)
+                    }
+                };
+                let after: Conversation = diesel::update(conversations::table.find(id))
+                    .set((
+                        conversations::status.eq(status.as_str()),
+                        conversations::agent_id.eq(agent),
+                    ))
+                    .returning(ConversationRow::as_returning())
+                    .get_result(conn)
+                    .await?
+                    .try_into()?;
+                let event = Event::Status(StatusChange::of(&after));
+                let audience = Audience::transition(&before, &after);
+                append_event!(conn, pg, NewEventRow::new(&event, &audience, Some(id), at));
+                Ok((after, true))
+            })
+            .await?
+        });
+        if emitted {
+            self.events_committed();
+        }
+        Ok(after)
+    }
+
+    /// Marks the other side's messages up to `up_to` read. Returns the highest id newly
+    /// marked, or `None` when there was nothing unread (then no event is emitted).
+    pub async fn mark_read(
+        &self,
+        reader: &Viewer,
+        conversation: i64,
+        up_to: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let pg = self.is_postgres();
+        let reader_is_agent = matches!(reader, Viewer::Agent(_));
+        let mut db = self.pool.get().await?;
+        let marked: Option<i64> = with_conn!(db, |conn| {
+            conn.transaction::<_, StoreError, _>(async move |conn| {
+                let at = now().as_utc();
+                // The write comes first so SQLite takes its write lock at once.
+                let ids: Vec<i64> = diesel::update(
+                    messages::table
+                        .filter(messages::conversation_id.eq(conversation))
+                        .filter(messages::id.le(up_to))
+                        .filter(messages::is_from_agent.eq(!reader_is_agent))
+                        .filter(messages::read_status.eq(false)),
+                )
+                .set(messages::read_status.eq(true))
+                .returning(messages::id)
+                .get_results(conn)
+                .await?;
+                let current: Conversation = conversations::table
+                    .find(conversation)
+                    .select(ConversationRow::as_select())
+                    .first(conn)
+                    .await
+                    .optional()?
+                    .ok_or(StoreError::NotFound("conversation"))?
+                    .try_into()?;
+                if !reader.can_see(&current) {
+                    return Err(StoreError::NotFound("conversation"));
+                }
+                let Some(last) = ids.into_iter().max() else {
+                    return Ok(None);
+                };
+                let event = Event::Read(ReadReceipt {
+                    conversation_id: conversation,
+                    message_id: last,
+                    is_agent: reader_is_agent,
+                });
+                let audience = Audience::conversation(&current);
+                append_event!(
+                    conn,
+                    pg,
+                    NewEventRow::new(&event, &audience, Some(conversation), at)
+                );
+                Ok(Some(last))
+            })
+            .await?
+        });
+        if marked.is_some() {
+            self.events_committed();
+        }
+        Ok(marked)
+    }
+}

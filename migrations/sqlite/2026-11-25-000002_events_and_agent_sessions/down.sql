@@ -1,0 +1,2 @@
+DROP TABLE agent_sessions;
+DROP TABLE events;
