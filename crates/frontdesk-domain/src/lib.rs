@@ -15,6 +15,7 @@ pub mod limits;
 pub mod message;
 pub mod partner;
 pub mod patch;
+pub mod summary;
 pub mod timestamp;
 
 pub use access::Viewer;

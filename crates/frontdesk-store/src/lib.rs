@@ -15,6 +15,7 @@ mod pool;
 mod rows;
 mod schema;
 mod sessions;
+mod summaries;
 
 pub use error::StoreError;
 pub use events::StoredEvent;

@@ -132,7 +132,7 @@ pub async fn list(
     let holder = query.mine.unwrap_or(false).then_some(auth.agent.id);
     let conversations = state
         .store
-        .list_conversations(status, holder, LIST_LIMIT)
+        .conversation_summaries(status, holder, LIST_LIMIT)
         .await?;
     Ok(HttpResponse::Ok().json(conversations))
 }

@@ -126,6 +126,30 @@ impl TestDb {
         }
     }
 
+    /// Runs a statement directly (to age a token, say), outside the server.
+    pub async fn execute(&self, sql: &str) {
+        match self.backend {
+            Backend::Postgres => {
+                let client = connect(&self.url).await;
+                client
+                    .batch_execute(sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+            Backend::Sqlite => {
+                let path = self.sqlite_path().unwrap_or_default();
+                let status = std::process::Command::new("sqlite3")
+                    .arg("-cmd")
+                    .arg(".timeout 5000")
+                    .arg(&path)
+                    .arg(sql)
+                    .status()
+                    .unwrap_or_else(|e| panic!("sqlite3: {e}"));
+                assert!(status.success(), "{sql}");
+            }
+        }
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         let rows = self
             .query_text(&format!("SELECT COUNT(*) FROM {table}"))
