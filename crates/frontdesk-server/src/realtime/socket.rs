@@ -232,6 +232,7 @@ impl Connection {
                 }
                 _ = heartbeat.tick() => {
                     if last_heard.elapsed() > self.heartbeat.timeout {
+                        tracing::info!(client = %self.client_id, "no heartbeat; dropping connection");
                         Err(End::Close(CloseCode::Away, "no heartbeat"))
                     } else {
                         self.session.ping(b"").await.map_err(|_| End::Gone)

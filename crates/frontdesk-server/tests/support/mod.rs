@@ -8,7 +8,7 @@ pub mod server;
 pub mod ws;
 
 pub use db::{Backend, TestDb};
-pub use server::Server;
+pub use server::{Partner, Server};
 pub use ws::{Ended, WsClient};
 
 use serde_json::Value;

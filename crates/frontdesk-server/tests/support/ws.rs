@@ -49,6 +49,36 @@ impl WsClient {
         }
     }
 
+    /// Like `connect`, with a tiny socket receive buffer: for playing a client that stops
+    /// reading, so the server's queue for it fills quickly.
+    pub async fn connect_small_buffer(server: &Server, query: &str, bearer: Option<&str>) -> Self {
+        let addr: std::net::SocketAddr = server
+            .base
+            .trim_start_matches("http://")
+            .parse()
+            .unwrap_or_else(|e| panic!("server address: {e}"));
+        let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("socket: {e}"));
+        let _ = socket.set_recv_buffer_size(4096);
+        let tcp = socket
+            .connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"));
+        let url = format!("ws://{addr}/ws?{query}");
+        let mut request = url
+            .into_client_request()
+            .unwrap_or_else(|e| panic!("bad url: {e}"));
+        if let Some(token) = bearer {
+            let value = format!("Bearer {token}")
+                .parse()
+                .unwrap_or_else(|e| panic!("bad header: {e}"));
+            request.headers_mut().insert("authorization", value);
+        }
+        let (stream, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp))
+            .await
+            .unwrap_or_else(|e| panic!("websocket connect failed: {e}"));
+        Self { stream, cursor: 0 }
+    }
+
     /// Connects and waits for `ready`; returns the client positioned after it.
     pub async fn ready(server: &Server, query: &str, bearer: Option<&str>) -> Self {
         let mut client = Self::connect(server, query, bearer)

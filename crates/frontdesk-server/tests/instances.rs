@@ -1,0 +1,127 @@
+//! Two server processes on one PostgreSQL database deliver each other's events, and keep
+//! doing so after the database drops every connection (as a restart does).
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use support::{Backend, Partner, Server, TestDb, WsClient};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_database() {
+    if !Backend::Postgres.enabled() {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let a = Server::start(&db).await;
+    let b = Server::start(&db).await;
+    let partner = a.register("Acme").await;
+    let agent = b.agent("agent@example.com", false).await;
+    let mut staff = WsClient::ready(
+        &b,
+        &format!("clientId={}&token={}", agent.client_id(), agent.token),
+        None,
+    )
+    .await;
+
+    // A conversation opened on A reaches the queue on B.
+    let conversation = a.conversation(&partner, "ann").await;
+    assert_eq!(
+        staff.expect("status").await["payload"]["conversationId"],
+        conversation
+    );
+    let token = a.session(&partner, "ann").await;
+    let mut ann = WsClient::ready(&a, &format!("clientId=ann&token={token}"), None).await;
+
+    // Customer on A -> agent on B.
+    ann.send(&json!({"type": "message", "payload": {"conversationId": conversation, "content": "from A", "clientMessageId": "a1"}}))
+        .await;
+    assert_eq!(
+        staff.expect("message").await["payload"]["content"],
+        "from A"
+    );
+
+    // Agent on B takes it and answers -> customer on A.
+    let (status, _) = b
+        .call(
+            Method::POST,
+            &format!("/api/agent/conversations/{conversation}/assign"),
+            Some(&agent.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ann.until("status").await["payload"]["status"], "active");
+    staff.expect("status").await;
+    staff
+        .send(&json!({"type": "message", "payload": {"conversationId": conversation, "content": "from B"}}))
+        .await;
+    assert_eq!(ann.expect("message").await["payload"]["content"], "from B");
+
+    // Typing crosses instances too, both ways.
+    ann.send(
+        &json!({"type": "typing", "payload": {"conversationId": conversation, "isTyping": true}}),
+    )
+    .await;
+    assert_eq!(staff.until("typing").await["payload"]["isAgent"], false);
+    staff
+        .send(&json!({"type": "typing", "payload": {"conversationId": conversation, "isTyping": true}}))
+        .await;
+    assert_eq!(ann.until("typing").await["payload"]["isAgent"], true);
+
+    // The database drops every connection, listeners included.
+    db.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .await;
+    // Messages sent on A right away still reach B's agent, in order, each once.
+    let mut sent = Vec::new();
+    for n in 0..5 {
+        sent.push(post_with_retry(&a, &partner, conversation, &format!("after restart {n}")).await);
+    }
+    let mut received = Vec::new();
+    while received.len() < sent.len() {
+        let frame = staff.until("message").await;
+        received.push(frame["payload"].clone());
+    }
+    assert_eq!(received, sent);
+    staff.expect_quiet().await;
+    for server in [&a, &b] {
+        assert!(
+            server.log().contains("event listener disconnected"),
+            "{}",
+            server.log()
+        );
+        server.assert_no_panics();
+    }
+}
+
+/// The first request after the drop may meet a connection the pool has not yet noticed is
+/// dead (503/500); a client retries it with the same clientMessageId, so it is stored once.
+async fn post_with_retry(
+    server: &Server,
+    partner: &Partner,
+    conversation: i64,
+    text: &str,
+) -> Value {
+    let body = json!({"conversationId": conversation, "senderId": "ann", "content": text, "clientMessageId": text});
+    for _ in 0..50 {
+        let (status, message) = server
+            .call(
+                Method::POST,
+                "/api/partner/messages",
+                Some(&partner.key),
+                Some(&body),
+            )
+            .await;
+        if status.is_success() {
+            return message;
+        }
+        assert!(status.is_server_error(), "{status}: {message}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{text} was never accepted")
+}
