@@ -190,6 +190,7 @@ async fn frames_flow_both_ways(backend: Backend) {
     assert_eq!(reply["senderId"], agent.client_id());
     assert_eq!(reply["isFromAgent"], true);
     assert_eq!(reply["readStatus"], false);
+    assert_eq!(reply["clientMessageId"], "a-1", "echoed to every recipient");
     let mut acked = false;
     while !acked {
         let frame = staff.next().await;

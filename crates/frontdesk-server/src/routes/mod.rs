@@ -1,6 +1,7 @@
 //! Routes, grouped as the integration guide groups them.
 
 pub mod agents;
+pub mod console;
 pub mod conversations;
 pub mod customers;
 pub mod health;
@@ -62,7 +63,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
             "/api/agent/conversations/{id}/close",
             web::post().to(agents::close),
         )
-        .route("/api/admin/agents", web::post().to(agents::create_agent));
+        .route("/api/admin/agents", web::post().to(agents::create_agent))
+        .configure(console::configure);
 }
 
 /// A customer token speaks only for its own customer id.

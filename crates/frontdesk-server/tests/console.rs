@@ -1,0 +1,1026 @@
+//! The agent console at `/console/` in real headless Chromium (Debian's `chromium`, driven
+//! through `chromedriver`), against the real server on SQLite. The customer on the other end is
+//! a real WebSocket client that checks what it receives.
+//!
+//! Screenshots go to `<target>/console-screenshots/`. With FRONTDESK_UPDATE_SCREENSHOT=1 the
+//! chat screenshot is also copied to docs/console.png. FRONTDESK_TEST_BROWSER=skip skips the
+//! browser test on a machine without Chromium.
+
+mod support;
+
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use support::{Backend, Server, TestDb, WsClient};
+
+/// How long the console may take to show what the test expects.
+const WAIT: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(100);
+
+const CUSTOMER: &str = "ann-1042";
+const CUSTOMER_NAME: &str = "Ann Smith";
+const FIRST: &str = "Hello, I need help with my order";
+const REPLY: &str = "Hi Ann, I'm checking order ORD-12345 for you now.";
+const FOLLOW_UP: &str = "Thanks! It was supposed to arrive on Monday.";
+const MISSED: &str = "Are you still there?";
+const ONE_MORE: &str = "One more thing: can they leave it with a neighbour?";
+const OTHER_CUSTOMER: &str = "bob-2077";
+const OTHER_FIRST: &str = "Can I change the delivery address of my order?";
+const OFFLINE_REPLY: &str = "Yes! The courier says it arrives tomorrow.";
+/// `frontdesk agent create` in the support module sets this password.
+const PASSWORD: &str = "a long enough password";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_assets_are_embedded_with_strict_headers() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let server = Server::start(&db).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|e| panic!("client: {e}"));
+
+    let redirect = get(&client, &server.url("/console")).await;
+    assert_eq!(redirect.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(header(&redirect, "location"), "/console/");
+
+    for (path, content_type, marker) in [
+        ("/console/", "text/html; charset=utf-8", "<title>"),
+        (
+            "/console/console.js",
+            "text/javascript; charset=utf-8",
+            "'use strict'",
+        ),
+        ("/console/console.css", "text/css; charset=utf-8", ":root"),
+    ] {
+        let response = get(&client, &server.url(path)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(header(&response, "content-type"), content_type, "{path}");
+        assert_eq!(header(&response, "cache-control"), "no-cache", "{path}");
+        assert_eq!(header(&response, "x-content-type-options"), "nosniff");
+        let csp = header(&response, "content-security-policy");
+        for directive in [
+            "default-src 'self'",
+            "connect-src 'self' ws: wss:",
+            "img-src 'self' data:",
+            "style-src 'self'",
+            "script-src 'self'",
+        ] {
+            assert!(
+                csp.contains(directive),
+                "{path}: {directive} missing in {csp}"
+            );
+        }
+        let body = response.text().await.unwrap_or_default();
+        assert!(body.contains(marker), "{path} is not the console's file");
+        // Nothing may come from elsewhere: no CDN, no web fonts.
+        for external in ["http://", "https://", "//cdn", "@import", "url("] {
+            assert!(!body.contains(external), "{path} refers to {external}");
+        }
+    }
+    server.assert_no_panics();
+}
+
+async fn get(client: &reqwest::Client, url: &str) -> reqwest::Response {
+    client
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The whole agent journey, as an agent sees it, with a live customer on the other side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_handles_a_conversation_in_the_browser() {
+    let Some(browser) = Browser::locate() else {
+        return;
+    };
+    let db = TestDb::new(Backend::Sqlite).await;
+    let server = Server::start(&db).await;
+    let partner = server.register("Acme Shop").await;
+    let agent = server.agent("agent@example.com", false).await;
+    let (status, body) = server
+        .call(
+            Method::PATCH,
+            &format!("/api/customers/{CUSTOMER}"),
+            Some(&partner.key),
+            Some(&json!({"name": CUSTOMER_NAME, "email": "ann@example.com"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The browser reaches the server through a relay the test can cut, like a network drop.
+    let relay = Relay::start(&server);
+    let driver = ChromeDriver::start(&browser).await;
+    let page = Page::open(&driver, &browser).await;
+    let shots = screenshot_dir();
+
+    // Sign in through the form; /console redirects to /console/.
+    page.goto(&format!("http://{}/console", relay.addr)).await;
+    page.wait_visible("#signin-email").await;
+    page.type_into("#signin-email", "agent@example.com").await;
+    page.type_into("#signin-password", "wrong password").await;
+    page.click("#signin-submit").await;
+    page.wait_text("#signin-error", "wrong email or password")
+        .await;
+    page.clear("#signin-password").await;
+    page.type_into("#signin-password", PASSWORD).await;
+    page.click("#signin-submit").await;
+    page.wait_visible("#workspace").await;
+    page.wait_text("#me-name", "Test Agent").await;
+    page.wait_attr("#connection", "data-state", "live").await;
+    page.wait_visible("#queue-empty").await;
+    // Survives only as long as the page is not reloaded.
+    page.run("window.__noReload = 'still here'; return null;")
+        .await;
+
+    // The customer is online with a real WebSocket.
+    let token = server.session(&partner, CUSTOMER).await;
+    let mut customer = Customer {
+        ws: WsClient::ready(&server, &format!("clientId={CUSTOMER}&token={token}"), None).await,
+        frames: Vec::new(),
+    };
+
+    // A partner opens a conversation over REST: it shows up in the queue without a reload.
+    let conversation = server.conversation(&partner, CUSTOMER).await;
+    let (status, first) = server
+        .call(
+            Method::POST,
+            "/api/partner/messages",
+            Some(&partner.key),
+            Some(&json!({
+                "conversationId": conversation,
+                "senderId": CUSTOMER,
+                "content": FIRST,
+                "metadata": {"commandType": "order_lookup", "value": "ORD-12345"}
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let item = format!("#queue-list .conv[data-id='{conversation}']");
+    page.wait_text(&format!("{item} .conv-name"), CUSTOMER_NAME)
+        .await;
+    page.wait_text(&format!("{item} .conv-customer-id"), CUSTOMER)
+        .await;
+    page.wait_text(&format!("{item} .conv-partner"), "Acme Shop")
+        .await;
+    page.wait_text(&format!("{item} .conv-preview"), FIRST)
+        .await;
+    let waiting = page.text(&format!("{item} .conv-wait")).await;
+    assert!(
+        is_waiting_time(&waiting),
+        "the queue shows no waiting time: {waiting:?}"
+    );
+    page.wait_text("#queue-count", "1").await;
+    page.save_screenshot(&shots.join("queue.png")).await;
+
+    // Open it: the customer's message with its metadata chip; take it.
+    page.click(&item).await;
+    let first_id = id_of(&first);
+    let first_node = format!("#messages li[data-id='{first_id}']");
+    page.wait_text(&format!("{first_node} .content"), FIRST)
+        .await;
+    page.wait_text(&format!("{first_node} .sender"), CUSTOMER_NAME)
+        .await;
+    page.wait_text(&format!("{first_node} .chip"), "order_lookup ORD-12345")
+        .await;
+    page.wait_visible("#take").await;
+    page.click("#take").await;
+    let mine = format!("#mine-list .conv[data-id='{conversation}']");
+    page.wait_visible(&mine).await;
+    page.wait_visible("#queue-empty").await;
+    page.wait_visible("#composer-input").await;
+    page.wait_text("#chat-subtitle .status-pill", "Active")
+        .await;
+    // Everything up to the take, bot replies included, is behind us once `active` arrives.
+    customer
+        .until("status active", |f| {
+            f["type"] == "status" && f["payload"]["status"] == "active"
+        })
+        .await;
+
+    // The agent types and presses Enter: the customer sees typing, then the message.
+    page.type_into("#composer-input", REPLY).await;
+    page.type_into("#composer-input", &Key::Enter).await;
+    let (reply, before) = customer
+        .until("the agent's reply", |f| {
+            f["type"] == "message" && f["payload"]["content"] == REPLY
+        })
+        .await;
+    let reply = &reply["payload"];
+    assert_eq!(reply["isFromAgent"], true, "{reply}");
+    assert_eq!(reply["senderId"], format!("agent-{}", agent.id), "{reply}");
+    assert_eq!(reply["conversationId"], conversation, "{reply}");
+    assert!(
+        before.iter().any(|f| f["type"] == "typing"
+            && f["payload"]["isTyping"] == true
+            && f["payload"]["isAgent"] == true
+            && f["payload"]["conversationId"] == conversation),
+        "the customer saw no typing indicator before the reply: {before:?}"
+    );
+    let reply_id = id_of(reply);
+    let reply_node = format!("#messages li[data-id='{reply_id}']");
+    page.wait_text(&format!("{reply_node} .content"), REPLY)
+        .await;
+    page.wait_attr(&format!("{reply_node} .tick"), "data-state", "sent")
+        .await;
+    // Once stored, the reply shows once: its "sending" placeholder is gone.
+    page.wait_count("#messages li.pending", 0).await;
+    page.wait_count("#messages li.own", 1).await;
+    assert_eq!(page.value("#composer-input").await, "");
+
+    // The customer types: the console shows it live.
+    customer
+        .send(&json!({"type": "typing", "payload": {"conversationId": conversation, "isTyping": true}}))
+        .await;
+    page.wait_text("#typing", &format!("{CUSTOMER_NAME} is typing…"))
+        .await;
+
+    // The customer writes: it appears live, and the console reports it read.
+    customer
+        .send(&json!({"type": "message", "payload": {
+            "conversationId": conversation, "content": FOLLOW_UP, "clientMessageId": "ann-2"
+        }}))
+        .await;
+    let (ack, _) = customer.until("the ack", |f| f["type"] == "ack").await;
+    assert_eq!(ack["payload"]["clientMessageId"], "ann-2", "{ack}");
+    let follow_up_id = id_of(&ack["payload"]["message"]);
+    let follow_up_node = format!("#messages li[data-id='{follow_up_id}']");
+    page.wait_text(&format!("{follow_up_node} .content"), FOLLOW_UP)
+        .await;
+    page.wait_hidden("#typing").await;
+    let (read, _) = customer
+        .until("the agent's read receipt", |f| {
+            f["type"] == "read" && f["payload"]["messageId"] == follow_up_id
+        })
+        .await;
+    assert_eq!(read["payload"]["isAgent"], true, "{read}");
+    page.wait_text(&format!("{mine} .conv-preview"), FOLLOW_UP)
+        .await;
+    assert!(
+        !page.exists(&format!("{mine} .badge")).await,
+        "an open conversation has no unread badge"
+    );
+
+    // The customer reads the reply: its tick turns to "read".
+    customer
+        .send(&json!({"type": "read", "payload": {"conversationId": conversation, "messageId": reply_id}}))
+        .await;
+    page.wait_attr(&format!("{reply_node} .tick"), "data-state", "read")
+        .await;
+    page.wait_text(&format!("{reply_node} .tick"), "✓✓ Read")
+        .await;
+
+    // The network drops. The console says so, keeps what the agent sends meanwhile, reconnects
+    // by itself and catches up: what the customer said during the outage shows once.
+    relay.cut();
+    page.wait_attr("#connection", "data-state", "reconnecting")
+        .await;
+    customer
+        .send(&json!({"type": "message", "payload": {
+            "conversationId": conversation, "content": MISSED, "clientMessageId": "ann-3"
+        }}))
+        .await;
+    let (ack, _) = customer.until("the ack", |f| f["type"] == "ack").await;
+    let missed_id = id_of(&ack["payload"]["message"]);
+    page.type_into("#composer-input", OFFLINE_REPLY).await;
+    page.type_into("#composer-input", &Key::Enter).await;
+    page.wait_text("#messages li.pending .content", OFFLINE_REPLY)
+        .await;
+    assert!(
+        !page
+            .exists(&format!("#messages li[data-id='{missed_id}']"))
+            .await,
+        "the console cannot have heard anything while cut off"
+    );
+    relay.restore();
+    // The console retries with backoff (at most 15 s apart), so this wait is longer.
+    page.wait_until_within(
+        Duration::from_secs(20),
+        "#connection",
+        "data-state",
+        "be live again",
+        |seen| seen["attr"] == "live",
+    )
+    .await;
+    page.wait_text(
+        &format!("#messages li[data-id='{missed_id}'] .content"),
+        MISSED,
+    )
+    .await;
+    let (late, _) = customer
+        .until("the reply sent while offline", |f| {
+            f["type"] == "message" && f["payload"]["content"] == OFFLINE_REPLY
+        })
+        .await;
+    let late_id = id_of(&late["payload"]);
+    page.wait_text(
+        &format!("#messages li[data-id='{late_id}'] .content"),
+        OFFLINE_REPLY,
+    )
+    .await;
+    page.wait_count("#messages li.pending", 0).await;
+    page.wait_count("#messages li.own", 2).await;
+    page.wait_count("#messages li.from-customer", 3).await;
+
+    // The customer panel, then the Flashback profile once the partner sends a birthdate.
+    page.wait_text("#customer-body .field-name", CUSTOMER_NAME)
+        .await;
+    page.wait_text("#customer-body .field-id", CUSTOMER).await;
+    page.wait_text("#customer-body .field-email", "ann@example.com")
+        .await;
+    page.wait_text("#customer-body .field-partner", "Acme Shop (example.com)")
+        .await;
+    page.wait_visible("#customer-body .flashback-none").await;
+    let (status, body) = server
+        .call(
+            Method::PATCH,
+            &format!("/api/customers/{CUSTOMER}"),
+            Some(&partner.key),
+            Some(&json!({"birthdate": "1990-01-15"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, detail) = server
+        .call(
+            Method::GET,
+            &format!("/api/agent/conversations/{conversation}"),
+            Some(&agent.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    let profile = &detail["customer"]["flashback"]["flashBack"];
+    for (event, date, trait_) in [
+        ("first", "firstEventDate", "firstEventTrait"),
+        ("second", "secondEventDate", "secondEventTrait"),
+    ] {
+        let trait_text = profile[trait_]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {trait_} in {detail}"));
+        let date_text = format!(
+            "{} {}",
+            profile[date]["month"].as_str().unwrap_or_default(),
+            profile[date]["year"]
+        );
+        let node = format!("#customer-body .flashback-event.{event}");
+        page.wait_text(&format!("{node} .flashback-trait"), trait_text)
+            .await;
+        page.wait_text(&format!("{node} .flashback-date"), &date_text)
+            .await;
+    }
+    page.wait_text("#customer-body .field-birthdate", "January 15, 1990")
+        .await;
+
+    // Another customer starts waiting while the agent is busy: the queue shows it live.
+    let (status, body) = server
+        .call(
+            Method::PATCH,
+            &format!("/api/customers/{OTHER_CUSTOMER}"),
+            Some(&partner.key),
+            Some(&json!({"name": "Bob Martin"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let other = server.conversation(&partner, OTHER_CUSTOMER).await;
+    server
+        .say(&partner, other, OTHER_CUSTOMER, OTHER_FIRST)
+        .await;
+    let other_item = format!("#queue-list .conv[data-id='{other}']");
+    page.wait_text(&format!("{other_item} .conv-name"), "Bob Martin")
+        .await;
+    page.wait_text(&format!("{other_item} .conv-preview"), OTHER_FIRST)
+        .await;
+    page.wait_text(&format!("{other_item} .badge"), "1").await;
+    page.wait_text("#queue-count", "1").await;
+
+    // The documentation screenshots: the chat with the customer typing, and the panel.
+    customer
+        .send(&json!({"type": "typing", "payload": {"conversationId": conversation, "isTyping": true}}))
+        .await;
+    page.wait_visible("#typing").await;
+    page.save_screenshot(&shots.join("chat.png")).await;
+    page.save_element_screenshot("#customer", &shots.join("customer.png"))
+        .await;
+    customer
+        .send(&json!({"type": "typing", "payload": {"conversationId": conversation, "isTyping": false}}))
+        .await;
+    page.wait_hidden("#typing").await;
+
+    // The agent looks at the new conversation; Ann writes meanwhile: an unread badge.
+    page.click(&other_item).await;
+    page.wait_text("#chat-title", "Bob Martin").await;
+    page.wait_visible("#take").await;
+    customer
+        .send(&json!({"type": "message", "payload": {
+            "conversationId": conversation, "content": ONE_MORE, "clientMessageId": "ann-4"
+        }}))
+        .await;
+    let (ack, _) = customer.until("the ack", |f| f["type"] == "ack").await;
+    let one_more_id = id_of(&ack["payload"]["message"]);
+    page.wait_text(&format!("{mine} .conv-preview"), ONE_MORE)
+        .await;
+    page.wait_text(&format!("{mine} .badge"), "1").await;
+    // The tab's title counts unread messages too.
+    page.wait_script(
+        "the unread count in the title",
+        "return document.title;",
+        Value::Null,
+        json!("(1) Frontdesk agent console"),
+    )
+    .await;
+
+    // Back to Ann by keyboard (Alt+Down: the next conversation): shown, read, badge gone.
+    let alt_down = format!("{}{}{}", Key::Alt, Key::Down, Key::Null);
+    page.type_into(&other_item, &alt_down).await;
+    page.wait_text("#chat-title", CUSTOMER_NAME).await;
+    page.wait_text(
+        &format!("#messages li[data-id='{one_more_id}'] .content"),
+        ONE_MORE,
+    )
+    .await;
+    page.wait_count(&format!("{mine} .badge"), 0).await;
+    let (read, _) = customer
+        .until("the read receipt", |f| {
+            f["type"] == "read" && f["payload"]["messageId"] == one_more_id
+        })
+        .await;
+    assert_eq!(read["payload"]["isAgent"], true, "{read}");
+    let focused = page
+        .run("return document.activeElement.dataset.id || null;")
+        .await;
+    assert_eq!(
+        focused,
+        json!(conversation.to_string()),
+        "focus follows the selection"
+    );
+    if std::env::var("FRONTDESK_UPDATE_SCREENSHOT").as_deref() == Ok("1") {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/console.png");
+        std::fs::copy(shots.join("chat.png"), &docs)
+            .unwrap_or_else(|e| panic!("copy to {}: {e}", docs.display()));
+    }
+
+    // A phone: one pane at a time, with a way back.
+    page.resize(390, 844).await;
+    let width = page.run("return window.innerWidth;").await;
+    assert!(
+        width.as_i64().is_some_and(|w| w <= 700),
+        "the window did not shrink to phone width: {width}"
+    );
+    page.wait_visible("#messages").await;
+    page.wait_hidden(".list-pane").await;
+    page.wait_hidden("#customer").await;
+    page.save_screenshot(&shots.join("phone-chat.png")).await;
+    page.click("#show-customer").await;
+    page.wait_visible("#customer .flashback-events").await;
+    page.wait_hidden("#chat").await;
+    page.save_screenshot(&shots.join("phone-customer.png"))
+        .await;
+    page.click("#customer-back").await;
+    page.click("#chat-back").await;
+    page.wait_visible(&mine).await;
+    page.wait_hidden("#chat").await;
+    page.save_screenshot(&shots.join("phone-queue.png")).await;
+    page.click(&mine).await;
+    page.wait_visible("#close").await;
+
+    // Close: confirm in the dialog; the customer hears it.
+    page.resize(1280, 800).await;
+    page.click("#close").await;
+    page.wait_visible("#close-dialog").await;
+    page.click("#close-confirm").await;
+    customer
+        .until("status closed", |f| {
+            f["type"] == "status"
+                && f["payload"]["status"] == "closed"
+                && f["payload"]["conversationId"] == conversation
+        })
+        .await;
+    // Retries (the offline queue, the REST fallback) never deliver a message twice.
+    for content in [REPLY, OFFLINE_REPLY] {
+        let copies = customer
+            .frames
+            .iter()
+            .filter(|f| f["type"] == "message" && f["payload"]["content"] == content)
+            .count();
+        assert_eq!(copies, 1, "{content:?} reached the customer {copies} times");
+    }
+    page.wait_text("#chat-banner", "This conversation is closed.")
+        .await;
+    page.wait_hidden("#composer").await;
+    page.wait_visible("#mine-empty").await;
+    page.wait_text("#mine-count", "0").await;
+    page.wait_text("#queue-count", "1").await;
+
+    let marker = page.run("return window.__noReload || null;").await;
+    assert_eq!(marker, json!("still here"), "the page was reloaded");
+    page.quit().await;
+    server.assert_no_panics();
+}
+
+/// "Waiting 12s", "Waiting 3m", "Waiting 1h 5m".
+fn is_waiting_time(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix("Waiting ") else {
+        return false;
+    };
+    rest.split(' ').all(|part| {
+        let digits = part.trim_end_matches(['s', 'm', 'h', 'd']);
+        !digits.is_empty()
+            && digits.len() < part.len()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+fn id_of(message: &Value) -> i64 {
+    message["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no id in {message}"))
+}
+
+/// The customer's real WebSocket; every frame it receives is kept for the final checks.
+struct Customer {
+    ws: WsClient,
+    frames: Vec<Value>,
+}
+
+impl Customer {
+    async fn send(&mut self, frame: &Value) {
+        self.ws.send(frame).await;
+    }
+
+    /// Reads frames until one matches; returns it and the frames read before it.
+    async fn until(&mut self, what: &str, matches: impl Fn(&Value) -> bool) -> (Value, Vec<Value>) {
+        let deadline = Instant::now() + WAIT;
+        let mut skipped = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(frame) = self.ws.next_within(left).await else {
+                panic!("the customer never received {what}; got {skipped:?}");
+            };
+            self.frames.push(frame.clone());
+            if matches(&frame) {
+                return (frame, skipped);
+            }
+            skipped.push(frame);
+        }
+    }
+}
+
+/// `<target>/console-screenshots/`: CARGO_TARGET_DIR, else the workspace's target/.
+fn screenshot_dir() -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => workspace.join(dir),
+        None => workspace.join("target"),
+    };
+    let dir = target.join("console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    dir
+}
+
+/// Where Debian puts Chromium and its driver (overridable for other systems).
+struct Browser {
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+}
+
+impl Browser {
+    /// `None` when FRONTDESK_TEST_BROWSER=skip; a missing browser otherwise fails the test.
+    fn locate() -> Option<Self> {
+        if std::env::var("FRONTDESK_TEST_BROWSER").as_deref() == Ok("skip") {
+            eprintln!("FRONTDESK_TEST_BROWSER=skip: the console browser test was skipped");
+            return None;
+        }
+        let path = |variable: &str, default: &str| {
+            PathBuf::from(std::env::var(variable).unwrap_or_else(|_| default.to_owned()))
+        };
+        let browser = Self {
+            chromium: path("FRONTDESK_TEST_CHROMIUM", "/usr/bin/chromium"),
+            chromedriver: path("FRONTDESK_TEST_CHROMEDRIVER", "/usr/bin/chromedriver"),
+        };
+        for binary in [&browser.chromium, &browser.chromedriver] {
+            assert!(
+                binary.exists(),
+                "{} is missing: the console browser test needs Chromium and its driver. Install \
+                 them with `sudo apt-get install chromium chromium-driver` (Debian/Ubuntu; .ci/run \
+                 does this), point FRONTDESK_TEST_CHROMIUM / FRONTDESK_TEST_CHROMEDRIVER at \
+                 them, or set FRONTDESK_TEST_BROWSER=skip to skip this test.",
+                binary.display()
+            );
+        }
+        Some(browser)
+    }
+}
+
+/// A loopback TCP relay in front of the server. `cut` drops every connection through it and
+/// refuses new ones until `restore`: a network outage as the browser sees it.
+struct Relay {
+    addr: SocketAddr,
+    state: Arc<Mutex<RelayState>>,
+}
+
+#[derive(Default)]
+struct RelayState {
+    down: bool,
+    open: Vec<TcpStream>,
+}
+
+impl Relay {
+    fn start(server: &Server) -> Self {
+        let upstream: SocketAddr = server
+            .base
+            .trim_start_matches("http://")
+            .parse()
+            .unwrap_or_else(|e| panic!("server address {}: {e}", server.base));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("relay: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("relay: {e}"));
+        let state = Arc::new(Mutex::new(RelayState::default()));
+        let shared = Arc::clone(&state);
+        // Blocking threads keep this free of extra dependencies; the test process ends them.
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                let Ok(mut guard) = shared.lock() else { return };
+                if guard.down {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(upstream) else {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                };
+                for stream in [&client, &server] {
+                    if let Ok(copy) = stream.try_clone() {
+                        guard.open.push(copy);
+                    }
+                }
+                drop(guard);
+                pipe(&client, &server);
+                pipe(&server, &client);
+            }
+        });
+        Self { addr, state }
+    }
+
+    fn cut(&self) {
+        let Ok(mut state) = self.state.lock() else {
+            panic!("relay state poisoned")
+        };
+        state.down = true;
+        for stream in state.open.drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        let Ok(mut state) = self.state.lock() else {
+            panic!("relay state poisoned")
+        };
+        state.down = false;
+    }
+}
+
+/// Copies `from` to `to` on a thread until either side ends.
+fn pipe(from: &TcpStream, to: &TcpStream) {
+    let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(Shutdown::Write);
+    });
+}
+
+/// `chromedriver` on a free loopback port, in its own process group so that the browsers it
+/// starts go down with it even when the test panics.
+struct ChromeDriver {
+    child: Child,
+    url: String,
+}
+
+impl ChromeDriver {
+    async fn start(browser: &Browser) -> Self {
+        use std::os::unix::process::CommandExt;
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+            .unwrap_or_else(|e| panic!("no free port: {e}"));
+        let child = Command::new(&browser.chromedriver)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", browser.chromedriver.display()));
+        let driver = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = format!("{}/status", driver.url);
+        loop {
+            let ready = match reqwest::get(&status).await {
+                Ok(response) => response
+                    .json::<Value>()
+                    .await
+                    .is_ok_and(|body| body["value"]["ready"] == true),
+                Err(_) => false,
+            };
+            if ready {
+                return driver;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not become ready"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        // The whole group: chromedriver and every Chromium process it started.
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// One browser session and the DOM checks the test makes through it.
+struct Page {
+    client: Client,
+    /// Chromium's profile, fresh for every run.
+    _profile: tempfile::TempDir,
+}
+
+impl Page {
+    async fn open(driver: &ChromeDriver, browser: &Browser) -> Self {
+        let profile = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let args = [
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--lang=en-US".to_owned(),
+            "--window-size=1280,800".to_owned(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("browserName".to_owned(), json!("chrome"));
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({"binary": browser.chromium, "args": args}),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&driver.url)
+            .await
+            .unwrap_or_else(|e| panic!("chromedriver refused a session: {e}"));
+        let page = Self {
+            client,
+            _profile: profile,
+        };
+        page.resize(1280, 800).await;
+        page
+    }
+
+    async fn goto(&self, url: &str) {
+        self.client
+            .goto(url)
+            .await
+            .unwrap_or_else(|e| panic!("goto {url}: {e}"));
+    }
+
+    /// Sets the viewport (not the window) to exactly width x height.
+    async fn resize(&self, width: u32, height: u32) {
+        let inner = self
+            .run("return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight];")
+            .await;
+        let extra = |i: usize| u32::try_from(inner[i].as_i64().unwrap_or(0)).unwrap_or(0);
+        self.client
+            .set_window_size(width + extra(0), height + extra(1))
+            .await
+            .unwrap_or_else(|e| panic!("resize to {width}x{height}: {e}"));
+    }
+
+    async fn run(&self, script: &str) -> Value {
+        self.client
+            .execute(script, Vec::new())
+            .await
+            .unwrap_or_else(|e| panic!("script {script}: {e}"))
+    }
+
+    /// What a selector shows: `{exists, visible, text, value, attrs}`.
+    async fn probe(&self, selector: &str, attribute: &str) -> Value {
+        let script = "const node = document.querySelector(arguments[0]);\
+             if (!node) return {exists: false};\
+             return {exists: true, visible: node.checkVisibility(),\
+                     text: node.textContent.replace(/\\s+/g, ' ').trim(),\
+                     value: node.value === undefined ? null : node.value,\
+                     attr: node.getAttribute(arguments[1])};";
+        self.client
+            .execute(script, vec![json!(selector), json!(attribute)])
+            .await
+            .unwrap_or_else(|e| panic!("probing {selector}: {e}"))
+    }
+
+    /// Polls until `check` accepts what `selector` shows; fails with what it showed last.
+    async fn wait_until(
+        &self,
+        selector: &str,
+        attribute: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) {
+        self.wait_until_within(WAIT, selector, attribute, what, check)
+            .await;
+    }
+
+    async fn wait_until_within(
+        &self,
+        patience: Duration,
+        selector: &str,
+        attribute: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) {
+        let deadline = Instant::now() + patience;
+        loop {
+            let seen = self.probe(selector, attribute).await;
+            if check(&seen) {
+                return;
+            }
+            if Instant::now() >= deadline {
+                let failure = screenshot_dir().join("failure.png");
+                self.save_screenshot(&failure).await;
+                let body = self.run("return document.body.innerText;").await;
+                panic!(
+                    "waited {patience:?} for {selector} to {what}; it showed {seen}\n\
+                     screenshot: {}\npage text:\n{}",
+                    failure.display(),
+                    body.as_str().unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn wait_text(&self, selector: &str, expected: &str) {
+        self.wait_until(selector, "", &format!("show {expected:?}"), |seen| {
+            seen["visible"] == true && seen["text"] == expected
+        })
+        .await;
+    }
+
+    async fn wait_attr(&self, selector: &str, attribute: &str, expected: &str) {
+        self.wait_until(
+            selector,
+            attribute,
+            &format!("have {attribute}={expected:?}"),
+            |seen| seen["attr"] == expected,
+        )
+        .await;
+    }
+
+    async fn wait_visible(&self, selector: &str) {
+        self.wait_until(selector, "", "be visible", |seen| seen["visible"] == true)
+            .await;
+    }
+
+    async fn wait_hidden(&self, selector: &str) {
+        self.wait_until(selector, "", "be hidden", |seen| seen["visible"] != true)
+            .await;
+    }
+
+    async fn wait_count(&self, selector: &str, expected: usize) {
+        self.wait_script(
+            &format!("{expected} of {selector}"),
+            "return document.querySelectorAll(arguments[0]).length;",
+            json!(selector),
+            json!(expected),
+        )
+        .await;
+    }
+
+    /// Polls a script (given one argument) until it returns `expected`.
+    async fn wait_script(&self, what: &str, script: &str, argument: Value, expected: Value) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let seen = self
+                .client
+                .execute(script, vec![argument.clone()])
+                .await
+                .unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
+            if seen == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited {WAIT:?} for {what}; got {seen}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn exists(&self, selector: &str) -> bool {
+        self.probe(selector, "").await["exists"] == true
+    }
+
+    async fn text(&self, selector: &str) -> String {
+        self.wait_visible(selector).await;
+        self.probe(selector, "").await["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    async fn value(&self, selector: &str) -> String {
+        self.probe(selector, "").await["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Clicks like a user: the element must be visible first.
+    async fn click(&self, selector: &str) {
+        self.wait_visible(selector).await;
+        self.client
+            .find(Locator::Css(selector))
+            .await
+            .unwrap_or_else(|e| panic!("find {selector}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {selector}: {e}"));
+    }
+
+    /// Types key by key, so the page gets real key and input events.
+    async fn type_into(&self, selector: &str, text: &str) {
+        self.wait_visible(selector).await;
+        self.client
+            .find(Locator::Css(selector))
+            .await
+            .unwrap_or_else(|e| panic!("find {selector}: {e}"))
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("type into {selector}: {e}"));
+    }
+
+    async fn clear(&self, selector: &str) {
+        self.client
+            .find(Locator::Css(selector))
+            .await
+            .unwrap_or_else(|e| panic!("find {selector}: {e}"))
+            .clear()
+            .await
+            .unwrap_or_else(|e| panic!("clear {selector}: {e}"));
+    }
+
+    async fn save_screenshot(&self, path: &Path) {
+        let png = self
+            .client
+            .screenshot()
+            .await
+            .unwrap_or_else(|e| panic!("screenshot: {e}"));
+        std::fs::write(path, png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+
+    async fn save_element_screenshot(&self, selector: &str, path: &Path) {
+        let png = self
+            .client
+            .find(Locator::Css(selector))
+            .await
+            .unwrap_or_else(|e| panic!("find {selector}: {e}"))
+            .screenshot()
+            .await
+            .unwrap_or_else(|e| panic!("screenshot of {selector}: {e}"));
+        std::fs::write(path, png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+
+    async fn quit(self) {
+        let _ = self.client.close().await;
+    }
+}
