@@ -99,7 +99,8 @@ pub struct ServeConfig {
     #[arg(long, env = "FRONTDESK_WS_TIMEOUT_SECS", default_value_t = 45.0)]
     pub ws_timeout_secs: f64,
 
-    /// Frames a WebSocket may have queued before it counts as too slow and is disconnected.
+    /// Frames a WebSocket may have queued before it counts as too slow and is disconnected
+    /// (at least 128, the most events one commit can produce).
     #[arg(long, env = "FRONTDESK_WS_QUEUE", default_value_t = 256)]
     pub ws_queue: usize,
 

@@ -13,11 +13,11 @@ on_both_backends!(
     silent_clients_are_dropped
 );
 
-const FLOOD: usize = 1_000;
+const FLOOD: usize = 2_000;
 
 async fn a_client_that_stops_reading_is_disconnected(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let server = Server::start_with(&db, &[("FRONTDESK_WS_QUEUE", "16")]).await;
+    let server = Server::start_with(&db, &[("FRONTDESK_WS_QUEUE", "128")]).await;
     let partner = server.register("Acme").await;
     let conversation = server.conversation(&partner, "ann").await;
     let query = "clientId=ann";
@@ -39,7 +39,7 @@ async fn a_client_that_stops_reading_is_disconnected(backend: Backend) {
         contents
     });
 
-    // About 9 MB of messages: far more than the stuck client's socket buffers hold.
+    // About 18 MB of messages: far more than the stuck client's queue and socket buffers hold.
     let padding = "x".repeat(9_000);
     let mut sent = Vec::new();
     for batch in 0..FLOOD / 25 {

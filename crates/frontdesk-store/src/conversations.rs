@@ -46,7 +46,7 @@ impl Store {
                 append_event!(
                     conn,
                     pg,
-                    NewEventRow::new(&event, &audience, Some(created.id), at)
+                    vec![NewEventRow::new(&event, &audience, Some(created.id), at)]
                 );
                 Ok(created)
             })

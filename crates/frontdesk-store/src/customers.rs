@@ -91,7 +91,11 @@ impl Store {
                         flash_back: profile.clone(),
                     });
                     let audience = Audience::customer(partner, customer.id.clone());
-                    append_event!(conn, pg, NewEventRow::new(&event, &audience, None, at));
+                    append_event!(
+                        conn,
+                        pg,
+                        vec![NewEventRow::new(&event, &audience, None, at)]
+                    );
                 }
                 Ok(customer)
             })

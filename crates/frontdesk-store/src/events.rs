@@ -26,8 +26,9 @@ pub struct StoredEvent {
     pub audience: Audience,
 }
 
+/// `None` is NULL (not DEFAULT), which lets SQLite insert many rows in one statement.
 #[derive(Insertable)]
-#[diesel(table_name = events)]
+#[diesel(table_name = events, treat_none_as_default_value = false)]
 pub(crate) struct NewEventRow {
     pub kind: &'static str,
     pub partner_id: i64,
@@ -89,8 +90,8 @@ impl From<EventRow> for StoredEvent {
     }
 }
 
-/// Appends one event inside the caller's transaction and returns its id. On PostgreSQL it first
-/// takes the event-log lock (held until commit) and queues a NOTIFY (sent at commit).
+/// Appends events (a `Vec` of rows) inside the caller's transaction. On PostgreSQL
+/// it first takes the event-log lock (held until commit) and queues a NOTIFY (sent at commit).
 macro_rules! append_event {
     ($conn:expr, $pg:expr, $row:expr) => {{
         if $pg {
@@ -101,11 +102,7 @@ macro_rules! append_event {
             .execute($conn)
             .await?;
         }
-        let id: i64 = ::diesel::insert_into($crate::schema::events::table)
-            .values($row)
-            .returning($crate::schema::events::id)
-            .get_result($conn)
-            .await?;
+        $crate::events::InsertEvents::insert_events($conn, $row).await?;
         if $pg {
             ::diesel::sql_query(format!(
                 "SELECT pg_notify('{}', '')",
@@ -114,10 +111,41 @@ macro_rules! append_event {
             .execute($conn)
             .await?;
         }
-        id
     }};
 }
 pub(crate) use append_event;
+
+/// Inserting many event rows: one statement on PostgreSQL; on SQLite diesel's multi-row insert
+/// exists only for the synchronous connection, so one statement per row in the same
+/// transaction (each is a local call, not a round trip).
+pub(crate) trait InsertEvents {
+    fn insert_events(
+        &mut self,
+        rows: Vec<NewEventRow>,
+    ) -> impl std::future::Future<Output = diesel::QueryResult<()>> + Send;
+}
+
+impl InsertEvents for diesel_async::AsyncPgConnection {
+    async fn insert_events(&mut self, rows: Vec<NewEventRow>) -> diesel::QueryResult<()> {
+        diesel::insert_into(events::table)
+            .values(rows)
+            .execute(self)
+            .await
+            .map(drop)
+    }
+}
+
+impl InsertEvents for crate::pool::SqliteConn {
+    async fn insert_events(&mut self, rows: Vec<NewEventRow>) -> diesel::QueryResult<()> {
+        for row in rows {
+            diesel::insert_into(events::table)
+                .values(row)
+                .execute(self)
+                .await?;
+        }
+        Ok(())
+    }
+}
 
 impl Store {
     /// Events `recipient` hears with ids above `since`, oldest first.

@@ -8,6 +8,7 @@ mod customers;
 mod error;
 mod events;
 mod feed;
+mod group_commit;
 mod lifecycle;
 mod messages;
 mod partners;
@@ -20,6 +21,7 @@ mod summaries;
 pub use error::StoreError;
 pub use events::StoredEvent;
 pub use feed::{EventFeed, FeedItem, TypingSignal};
+pub use group_commit::MAX_BATCH as MAX_APPEND_BATCH;
 pub use messages::Appended;
 pub use pool::{Backend, StoreConfig};
 pub use sessions::CustomerSession;
@@ -27,7 +29,7 @@ pub use sessions::CustomerSession;
 use std::sync::{Arc, OnceLock};
 
 use diesel_async::RunQueryDsl;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::feed::Signal;
 use crate::pool::{with_conn, Pool};
@@ -40,16 +42,21 @@ pub struct Store {
     /// Wakes this instance's event feed.
     signals: broadcast::Sender<Signal>,
     listener_started: Arc<OnceLock<()>>,
+    /// The group-commit writer of message appends.
+    writer: mpsc::Sender<group_commit::AppendJob>,
 }
 
 impl Store {
     /// Connects, creating the SQLite file and its folder if needed, and runs pending
     /// migrations (under an advisory lock on PostgreSQL, so instances may start together).
     pub async fn open(config: &StoreConfig) -> Result<Self, StoreError> {
+        let pool = Pool::open(config).await?;
+        let signals = broadcast::channel(1024).0;
         Ok(Self {
-            pool: Pool::open(config).await?,
+            writer: group_commit::start(pool.clone(), signals.clone()),
+            pool,
             database_url: config.database_url.clone(),
-            signals: broadcast::channel(1024).0,
+            signals,
             listener_started: Arc::new(OnceLock::new()),
         })
     }

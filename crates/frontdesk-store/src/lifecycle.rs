@@ -78,7 +78,11 @@ impl Store {
                     .try_into()?;
                 let event = Event::Status(StatusChange::of(&after));
                 let audience = Audience::transition(&before, &after);
-                append_event!(conn, pg, NewEventRow::new(&event, &audience, Some(id), at));
+                append_event!(
+                    conn,
+                    pg,
+                    vec![NewEventRow::new(&event, &audience, Some(id), at)]
+                );
                 Ok((after, true))
             })
             .await?
@@ -138,7 +142,7 @@ impl Store {
                 append_event!(
                     conn,
                     pg,
-                    NewEventRow::new(&event, &audience, Some(conversation), at)
+                    vec![NewEventRow::new(&event, &audience, Some(conversation), at)]
                 );
                 Ok(Some(last))
             })

@@ -64,12 +64,13 @@ impl Drop for Subscription {
 }
 
 impl Hub {
-    /// `queue`: frames a connection may have waiting before it counts as too slow.
+    /// `queue`: frames a connection may have waiting before it counts as too slow. At least
+    /// one commit's worth: a burst from a single batch is not slowness.
     pub fn new(queue: usize) -> Self {
         Self {
             instance: format!("{:016x}", rand::rng().random::<u64>()),
             next_id: AtomicU64::new(1),
-            queue: queue.max(1),
+            queue: queue.max(frontdesk_store::MAX_APPEND_BATCH),
             registry: Mutex::new(Registry::default()),
         }
     }

@@ -314,19 +314,30 @@ impl Server {
         body
     }
 
+    /// The whole history, paged with `after` (one page holds at most 1,000).
     pub async fn history(&self, partner: &Partner, conversation: i64) -> Vec<Value> {
-        let (status, body) = self
-            .call(
-                Method::GET,
-                &format!("/api/partner/messages/{conversation}"),
-                Some(&partner.key),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body.as_array()
-            .cloned()
-            .unwrap_or_else(|| panic!("not an array: {body}"))
+        let mut all: Vec<Value> = Vec::new();
+        loop {
+            let after = all.last().and_then(|m| m["id"].as_i64()).unwrap_or(0);
+            let (status, body) = self
+                .call(
+                    Method::GET,
+                    &format!("/api/partner/messages/{conversation}?after={after}"),
+                    Some(&partner.key),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let page = body
+                .as_array()
+                .cloned()
+                .unwrap_or_else(|| panic!("not an array: {body}"));
+            let full = page.len() == 1_000;
+            all.extend(page);
+            if !full {
+                return all;
+            }
+        }
     }
 }
 
