@@ -102,7 +102,7 @@ macro_rules! append_event {
             .execute($conn)
             .await?;
         }
-        $crate::events::InsertEvents::insert_events($conn, $row).await?;
+        $crate::batch::BatchWrites::insert_events($conn, $row).await?;
         if $pg {
             ::diesel::sql_query(format!(
                 "SELECT pg_notify('{}', '')",
@@ -114,38 +114,6 @@ macro_rules! append_event {
     }};
 }
 pub(crate) use append_event;
-
-/// Inserting many event rows: one statement on PostgreSQL; on SQLite diesel's multi-row insert
-/// exists only for the synchronous connection, so one statement per row in the same
-/// transaction (each is a local call, not a round trip).
-pub(crate) trait InsertEvents {
-    fn insert_events(
-        &mut self,
-        rows: Vec<NewEventRow>,
-    ) -> impl std::future::Future<Output = diesel::QueryResult<()>> + Send;
-}
-
-impl InsertEvents for diesel_async::AsyncPgConnection {
-    async fn insert_events(&mut self, rows: Vec<NewEventRow>) -> diesel::QueryResult<()> {
-        diesel::insert_into(events::table)
-            .values(rows)
-            .execute(self)
-            .await
-            .map(drop)
-    }
-}
-
-impl InsertEvents for crate::pool::SqliteConn {
-    async fn insert_events(&mut self, rows: Vec<NewEventRow>) -> diesel::QueryResult<()> {
-        for row in rows {
-            diesel::insert_into(events::table)
-                .values(row)
-                .execute(self)
-                .await?;
-        }
-        Ok(())
-    }
-}
 
 impl Store {
     /// Events `recipient` hears with ids above `since`, oldest first.

@@ -3,18 +3,21 @@
 //! of the event-log lock) serves the whole batch. Nobody is answered before the commit returns,
 //! so an acknowledged message is as durable as with one transaction each.
 
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use frontdesk_domain::{Audience, Conversation, Event, Message, MessageDraft, Timestamp, Viewer};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::batch::BatchWrites;
 use crate::error::StoreError;
 use crate::events::{append_event, NewEventRow};
 use crate::feed::Signal;
 use crate::messages::{check, Appended};
 use crate::pool::{with_conn, Backend, Pool};
-use crate::rows::{now, ConversationRow, MessageRow, NewMessageRow};
-use crate::schema::{conversations, messages};
+use crate::rows::{now, ConversationRow, NewMessageRow};
+use crate::schema::conversations;
 
 /// The most appends in one transaction. Also the largest burst of events one commit can hand a
 /// single WebSocket, so connection queues must hold at least this many frames.
@@ -79,81 +82,85 @@ async fn run(pool: Pool, signals: broadcast::Sender<Signal>, mut rx: mpsc::Recei
     }
 }
 
-/// One transaction for the whole batch. Conversations are locked in ascending id order (the
-/// jobs of one conversation keep their order), so two instances' batches cannot deadlock.
+/// One transaction for the whole batch, in a fixed number of statements whatever its size:
+/// lock its conversations, insert its messages, touch the conversations, append the events.
+/// Conversations are locked in one statement in ascending id order, so two instances' batches
+/// cannot deadlock; the messages of one conversation keep their submission order.
 async fn write_batch(pool: &Pool, jobs: &[AppendJob]) -> Result<Vec<Outcome>, StoreError> {
     let pg = pool.backend() == Backend::Postgres;
-    let mut order: Vec<usize> = (0..jobs.len()).collect();
-    order.sort_by_key(|&i| jobs[i].draft.conversation_id);
-    let rows: Vec<Result<(String, Option<String>), StoreError>> = jobs
-        .iter()
-        .map(|job| {
-            let metadata = job
-                .draft
-                .metadata
-                .as_ref()
-                .map(serde_json::to_string)
-                .transpose()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            Ok((job.draft.sender.to_string(), metadata))
-        })
-        .collect();
+    let mut conversation_ids: Vec<i64> = jobs.iter().map(|j| j.draft.conversation_id).collect();
+    conversation_ids.sort_unstable();
+    conversation_ids.dedup();
     let mut db = pool.get().await?;
-    let mut by_position: Vec<(usize, Outcome)> = with_conn!(db, |conn| {
+    with_conn!(db, |conn| {
         conn.transaction::<_, StoreError, _>(async |conn| {
             let at = now().as_utc();
-            let mut outcomes = Vec::with_capacity(jobs.len());
+            // Takes the row locks on PostgreSQL (and SQLite's write lock) without changing
+            // anything visible; the locked rows are what the checks below see.
+            let mut locked: Vec<ConversationRow> = diesel::update(
+                conversations::table.filter(conversations::id.eq_any(&conversation_ids)),
+            )
+            .set(conversations::updated_at.eq(conversations::updated_at))
+            .returning(ConversationRow::as_returning())
+            .get_results(conn)
+            .await?;
+            locked.sort_by_key(|row| row.id);
+            let mut found: HashMap<i64, Conversation> = HashMap::new();
+            for row in locked {
+                let conversation: Conversation = row.try_into()?;
+                found.insert(conversation.id, conversation);
+            }
+
+            // Decide each job; the accepted ones become rows to insert.
+            let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(jobs.len());
+            let mut accepted: Vec<usize> = Vec::new();
+            let mut rows: Vec<NewMessageRow> = Vec::new();
+            for (i, job) in jobs.iter().enumerate() {
+                let draft = &job.draft;
+                let decision = match found.get(&draft.conversation_id) {
+                    None => Err(StoreError::NotFound("conversation")),
+                    Some(conversation) => check(&job.viewer, draft, conversation),
+                };
+                let metadata = draft
+                    .metadata
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()));
+                match (decision, metadata) {
+                    (Ok(()), Ok(metadata)) => {
+                        outcomes.push(None);
+                        accepted.push(i);
+                        rows.push(NewMessageRow {
+                            conversation_id: draft.conversation_id,
+                            sender_id: draft.sender.to_string(),
+                            content: draft.content.clone(),
+                            is_from_agent: draft.sender.is_agent_side(),
+                            created_at: at,
+                            read_status: false,
+                            metadata,
+                            client_message_id: draft.client_message_id.clone(),
+                        });
+                    }
+                    (Err(error), _) | (_, Err(error)) => {
+                        outcomes.push(Some(Outcome::Failed(error)))
+                    }
+                }
+            }
+
+            let inserted = BatchWrites::insert_messages(conn, rows).await?;
             let mut events: Vec<NewEventRow> = Vec::new();
             let mut touched: Vec<i64> = Vec::new();
-            for &i in &order {
-                let draft = &jobs[i].draft;
-                let (sender_id, metadata) = match &rows[i] {
-                    Ok(row) => row.clone(),
-                    Err(error) => {
-                        outcomes.push((i, Outcome::Failed(StoreError::Corrupt(error.to_string()))));
-                        continue;
-                    }
-                };
-                // Locks the conversation without changing it (row lock on PostgreSQL; on
-                // SQLite the first write takes the database's write lock).
-                let locked: Option<ConversationRow> =
-                    diesel::update(conversations::table.find(draft.conversation_id))
-                        .set(conversations::updated_at.eq(conversations::updated_at))
-                        .returning(ConversationRow::as_returning())
-                        .get_result(conn)
-                        .await
-                        .optional()?;
-                let Some(locked) = locked else {
-                    outcomes.push((i, Outcome::Failed(StoreError::NotFound("conversation"))));
+            for (i, stored) in accepted.into_iter().zip(inserted) {
+                let Some(stored) = stored else {
+                    outcomes[i] = Some(Outcome::Duplicate);
                     continue;
                 };
-                let mut conversation: Conversation = locked.try_into()?;
-                if let Err(error) = check(&jobs[i].viewer, draft, &conversation) {
-                    outcomes.push((i, Outcome::Failed(error)));
-                    continue;
-                }
-                let inserted: Option<MessageRow> = diesel::insert_into(messages::table)
-                    .values(NewMessageRow {
-                        conversation_id: draft.conversation_id,
-                        sender_id,
-                        content: &draft.content,
-                        is_from_agent: draft.sender.is_agent_side(),
-                        created_at: at,
-                        read_status: false,
-                        metadata,
-                        client_message_id: draft.client_message_id.as_deref(),
-                    })
-                    .on_conflict((messages::conversation_id, messages::client_message_id))
-                    .do_nothing()
-                    .returning(MessageRow::as_returning())
-                    .get_result(conn)
-                    .await
-                    .optional()?;
-                let Some(inserted) = inserted else {
-                    outcomes.push((i, Outcome::Duplicate));
-                    continue;
-                };
-                let message: Message = inserted.try_into()?;
+                let message: Message = stored.try_into()?;
+                let mut conversation = found
+                    .get(&message.conversation_id)
+                    .cloned()
+                    .ok_or(StoreError::NotFound("conversation"))?;
                 conversation.updated_at = Timestamp::from_utc(at);
                 events.push(NewEventRow::new(
                     &Event::Message(message.clone()),
@@ -162,32 +169,28 @@ async fn write_batch(pool: &Pool, jobs: &[AppendJob]) -> Result<Vec<Outcome>, St
                     at,
                 ));
                 touched.push(conversation.id);
-                outcomes.push((
-                    i,
-                    Outcome::Created(Box::new(Appended {
-                        message,
-                        conversation,
-                        created: true,
-                    })),
-                ));
+                outcomes[i] = Some(Outcome::Created(Box::new(Appended {
+                    message,
+                    conversation,
+                    created: true,
+                })));
             }
             if !touched.is_empty() {
+                touched.sort_unstable();
                 touched.dedup();
                 diesel::update(conversations::table.filter(conversations::id.eq_any(&touched)))
                     .set(conversations::updated_at.eq(at))
                     .execute(conn)
                     .await?;
-                append_event!(conn, pg, std::mem::take(&mut events));
+                append_event!(conn, pg, events);
             }
-            Ok(outcomes)
+            Ok(outcomes
+                .into_iter()
+                .map(|o| o.unwrap_or(Outcome::Duplicate))
+                .collect())
         })
-        .await?
-    });
-    by_position.sort_by_key(|(i, _)| *i);
-    Ok(by_position
-        .into_iter()
-        .map(|(_, outcome)| outcome)
-        .collect())
+        .await
+    })
 }
 
 /// Hands one append to the writer and waits for its commit.

@@ -2,6 +2,7 @@
 //! instances), with diesel-async, deadpool and embedded migrations run on start.
 
 mod agents;
+mod batch;
 mod blocking;
 mod conversations;
 mod customers;

@@ -156,17 +156,18 @@ impl TryFrom<MessageRow> for Message {
     }
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = messages)]
-pub(crate) struct NewMessageRow<'a> {
+/// Owned, so a batch can move into a blocking task; `None` is NULL, as multi-row inserts need.
+#[derive(Insertable, Clone)]
+#[diesel(table_name = messages, treat_none_as_default_value = false)]
+pub(crate) struct NewMessageRow {
     pub conversation_id: i64,
     pub sender_id: String,
-    pub content: &'a str,
+    pub content: String,
     pub is_from_agent: bool,
     pub created_at: PrimitiveDateTime,
     pub read_status: bool,
     pub metadata: Option<String>,
-    pub client_message_id: Option<&'a str>,
+    pub client_message_id: Option<String>,
 }
 
 #[derive(Insertable)]
