@@ -63,7 +63,7 @@ impl FromRequest for PartnerAuth {
         Box::pin(async move {
             let token = bearer(&request)?.ok_or_else(missing)?;
             let state = state(&request)?;
-            let partner = state.store.partner_by_key(&token.hash()).await?;
+            let partner = state.partner_by_key(&token.hash()).await?;
             partner.map(PartnerAuth).ok_or_else(invalid)
         })
     }
@@ -95,7 +95,6 @@ impl FromRequest for CallerAuth {
                     .map(|session| Viewer::Customer(session.partner, session.customer))
             } else {
                 state
-                    .store
                     .partner_by_key(&token.hash())
                     .await?
                     .map(|partner| Viewer::Partner(partner.id))

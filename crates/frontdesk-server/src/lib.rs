@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod key_cache;
 pub mod limiter;
 pub mod logging;
 pub mod realtime;

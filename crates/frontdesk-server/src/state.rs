@@ -7,6 +7,7 @@ use frontdesk_domain::{Secret, SecretHash};
 use frontdesk_store::Store;
 
 use crate::config::{Registration, ServeConfig};
+use crate::key_cache::KeyCache;
 use crate::limiter::LoginLimiter;
 use crate::realtime::socket::Heartbeat;
 use crate::realtime::Hub;
@@ -16,12 +17,28 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub heartbeat: Heartbeat,
     pub logins: LoginLimiter,
+    pub keys: KeyCache,
     pub registration: Registration,
     /// Digest of the admin token, compared digest to digest.
     pub admin_token: Option<SecretHash>,
 }
 
 impl AppState {
+    /// The partner owning an API key, from the cache when it was seen recently.
+    pub async fn partner_by_key(
+        &self,
+        key: &SecretHash,
+    ) -> Result<Option<frontdesk_domain::Partner>, frontdesk_store::StoreError> {
+        if let Some(partner) = self.keys.get(key) {
+            return Ok(Some(partner));
+        }
+        let found = self.store.partner_by_key(key).await?;
+        if let Some(partner) = &found {
+            self.keys.put(key.clone(), partner.clone());
+        }
+        Ok(found)
+    }
+
     pub fn new(store: Store, hub: Arc<Hub>, config: &ServeConfig) -> Self {
         let seconds = |s: f64| Duration::from_secs_f64(s.max(0.01));
         Self {
@@ -32,6 +49,7 @@ impl AppState {
                 timeout: seconds(config.ws_timeout_secs),
             },
             logins: LoginLimiter::default(),
+            keys: KeyCache::default(),
             registration: config.registration,
             admin_token: config
                 .admin_token

@@ -44,9 +44,10 @@ impl Store {
         let (after, emitted): (Conversation, bool) = with_conn!(db, |conn| {
             conn.transaction::<_, StoreError, _>(async move |conn| {
                 let at = now().as_utc();
-                // Locks the row (and on SQLite the database) before deciding anything.
+                // Locks the row (and on SQLite the database) before deciding anything, without
+                // changing it: a refused or no-op change leaves no trace.
                 let before: Conversation = diesel::update(conversations::table.find(id))
-                    .set(conversations::updated_at.eq(at))
+                    .set(conversations::updated_at.eq(conversations::updated_at))
                     .returning(ConversationRow::as_returning())
                     .get_result(conn)
                     .await
@@ -71,6 +72,7 @@ impl Store {
                     .set((
                         conversations::status.eq(status.as_str()),
                         conversations::agent_id.eq(agent),
+                        conversations::updated_at.eq(at),
                     ))
                     .returning(ConversationRow::as_returning())
                     .get_result(conn)
