@@ -227,12 +227,7 @@ pub async fn send(
         body.client_message_id,
     )?;
     let appended = state.store.append_message(&auth.viewer(), &draft).await?;
-    let mut response = if appended.created {
-        HttpResponse::Created()
-    } else {
-        HttpResponse::Ok()
-    };
-    Ok(response.json(appended.message))
+    Ok(crate::routes::messages::stored(appended))
 }
 
 #[derive(Deserialize)]

@@ -17,12 +17,17 @@ pub async fn send(
 ) -> Result<HttpResponse, ApiError> {
     let draft = body.into_inner().into_draft()?;
     let appended = state.store.append_message(&caller.0, &draft).await?;
+    Ok(stored(appended))
+}
+
+/// 201 with a new message; 200 with the one stored earlier under the same `clientMessageId`.
+pub(crate) fn stored(appended: frontdesk_store::Appended) -> HttpResponse {
     let mut response = if appended.created {
         HttpResponse::Created()
     } else {
         HttpResponse::Ok()
     };
-    Ok(response.json(appended.message))
+    response.json(appended.message)
 }
 
 #[derive(Deserialize)]
