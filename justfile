@@ -16,3 +16,15 @@ lint:
 # What CI runs.
 ci:
     bash .ci/run
+
+# Load test against the release server, SQLite and PostgreSQL (skipped if unreachable), with
+# baselines; writes target/bench/results.{json,md} and chart.svg. See docs/performance.md.
+# Extra arguments pass through: `just bench --only ingest,e2e --backend sqlite`.
+bench *ARGS:
+    cargo build --release -p frontdesk-server -p frontdesk-bench
+    target/release/frontdesk-bench --out target/bench {{ARGS}}
+
+# The same, scaled down to finish in under two minutes.
+bench-quick *ARGS:
+    cargo build --release -p frontdesk-server -p frontdesk-bench
+    target/release/frontdesk-bench --quick --out target/bench {{ARGS}}

@@ -1,0 +1,218 @@
+//! Data setup through the public API (and the `frontdesk agent create` CLI), as a partner and
+//! an agent would do it. Setup is not measured, so it uses reqwest for brevity.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{anyhow, bail, Context, Result};
+use futures_util::{stream, StreamExt, TryStreamExt};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// Requests in flight during setup. Few: on SQLite, writes outside the message group commit
+/// (conversations, sessions, assignments) from 32 concurrent clients ran ~6× slower than
+/// from 4, as every waiting writer sleeps in SQLite's busy-timeout back-off.
+const SETUP_CONCURRENCY: usize = 4;
+
+#[derive(Clone)]
+pub struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub id: i64,
+    pub token: String,
+}
+
+impl Agent {
+    pub fn client_id(&self) -> String {
+        format!("agent-{}", self.id)
+    }
+
+    /// The WebSocket path of this agent.
+    pub fn ws_path(&self) -> String {
+        format!("/ws?clientId={}&token={}", self.client_id(), self.token)
+    }
+}
+
+impl Api {
+    pub fn new(base: String) -> Result<Self> {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(SETUP_CONCURRENCY)
+            .build()
+            .context("building the setup HTTP client")?;
+        Ok(Self { base, client })
+    }
+
+    /// A request that must succeed (2xx); returns the JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<Value> {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.with_context(|| path.to_owned())?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("{path} answered {status}: {text}");
+        }
+        if text.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&text).with_context(|| format!("{path} answered non-JSON {text:?}"))
+    }
+
+    /// Registers a partner; returns its API key.
+    pub async fn register(&self) -> Result<String> {
+        let body = self
+            .call(
+                Method::POST,
+                "/api/partner/register",
+                None,
+                Some(&json!({"name": "Bench Shop", "domain": "bench.example.com"})),
+            )
+            .await?;
+        text(&body, "apiKey")
+    }
+
+    pub async fn conversation(&self, key: &str, customer: &str) -> Result<i64> {
+        let body = self
+            .call(
+                Method::POST,
+                "/api/partner/conversations",
+                Some(key),
+                Some(&json!({"customerId": customer})),
+            )
+            .await?;
+        body["id"]
+            .as_i64()
+            .ok_or_else(|| anyhow!("no conversation id in {body}"))
+    }
+
+    /// One conversation per customer, in the customers' order.
+    pub async fn conversations(&self, key: &str, customers: &[String]) -> Result<Vec<i64>> {
+        stream::iter(customers)
+            .map(|customer| self.conversation(key, customer))
+            .buffered(SETUP_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    /// Customer session tokens (what a browser holds), in the customers' order.
+    pub async fn sessions(&self, key: &str, customers: &[String]) -> Result<Vec<String>> {
+        stream::iter(customers)
+            .map(|customer| async move {
+                let body = self
+                    .call(
+                        Method::POST,
+                        "/api/partner/sessions",
+                        Some(key),
+                        Some(&json!({"customerId": customer})),
+                    )
+                    .await?;
+                text(&body, "token")
+            })
+            .buffered(SETUP_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    /// Creates an agent with the real CLI (`frontdesk agent create --password-stdin`), then
+    /// signs it in.
+    pub async fn agent(&self, binary: &Path, database_url: &str, email: &str) -> Result<Agent> {
+        let password = "bench password, long enough";
+        let binary = binary.to_owned();
+        let database_url = database_url.to_owned();
+        let email_owned = email.to_owned();
+        let output = tokio::task::spawn_blocking(move || -> Result<std::process::Output> {
+            let mut child = Command::new(&binary)
+                .args([
+                    "agent",
+                    "create",
+                    "--email",
+                    &email_owned,
+                    "--name",
+                    "Bench Agent",
+                    "--password-stdin",
+                ])
+                .env("DATABASE_URL", &database_url)
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .context("frontdesk agent create")?;
+            if let Some(mut stdin) = child.stdin.take() {
+                writeln!(stdin, "{password}")?;
+            }
+            Ok(child.wait_with_output()?)
+        })
+        .await??;
+        if !output.status.success() {
+            bail!(
+                "frontdesk agent create: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let created: Value = serde_json::from_slice(&output.stdout)
+            .context("frontdesk agent create printed no JSON")?;
+        let session = self
+            .call(
+                Method::POST,
+                "/api/agent/login",
+                None,
+                Some(&json!({"email": email, "password": password})),
+            )
+            .await?;
+        Ok(Agent {
+            id: created["id"]
+                .as_i64()
+                .ok_or_else(|| anyhow!("no id in {created}"))?,
+            token: text(&session, "token")?,
+        })
+    }
+
+    /// `n` agents, a few at a time (each costs an argon2 hash twice).
+    pub async fn agents(&self, binary: &Path, database_url: &str, n: usize) -> Result<Vec<Agent>> {
+        stream::iter(0..n)
+            .map(|i| async move {
+                let email = format!("agent{i}@bench.example.com");
+                self.agent(binary, database_url, &email).await
+            })
+            .buffered(2)
+            .try_collect()
+            .await
+    }
+
+    /// Assigns each conversation to the agent at the same index.
+    pub async fn assign(&self, pairs: &[(i64, Agent)]) -> Result<()> {
+        stream::iter(pairs)
+            .map(|(conversation, agent)| async move {
+                let path = format!("/api/agent/conversations/{conversation}/assign");
+                self.call(Method::POST, &path, Some(&agent.token), None)
+                    .await
+            })
+            .buffer_unordered(SETUP_CONCURRENCY)
+            .try_for_each(|_| async { Ok(()) })
+            .await
+    }
+}
+
+fn text(body: &Value, field: &str) -> Result<String> {
+    body[field]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("no {field} in {body}"))
+}

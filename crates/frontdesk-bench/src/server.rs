@@ -1,0 +1,268 @@
+//! Child processes under test (the `frontdesk` release binary and the baseline servers), and
+//! what /proc says about them: CPU seconds and memory.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// Clock ticks per second of /proc/<pid>/stat. USER_HZ is 100 on every Linux architecture
+/// this runs on (it is part of the /proc ABI, independent of the kernel's HZ).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// CPU time and memory of one process at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcStats {
+    /// User plus system CPU seconds since the process started.
+    pub cpu_seconds: f64,
+    /// Resident set size now (VmRSS), KiB.
+    pub rss_kib: u64,
+    /// Peak resident set size (VmHWM), KiB.
+    pub hwm_kib: u64,
+}
+
+/// Reads /proc/<pid>/stat and /proc/<pid>/status; `pid` "self" reads this process.
+pub fn proc_stats(pid: &str) -> Result<ProcStats> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // The command name (field 2) may contain spaces: fields are counted after its ')'.
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| anyhow!("unexpected /proc/{pid}/stat"))?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5) (utime, stime) are indexes 11 and 12 after the name.
+    let ticks = |index: usize| -> Result<f64> {
+        fields
+            .get(index)
+            .and_then(|value| value.parse::<f64>().ok())
+            .ok_or_else(|| anyhow!("no field {index} in /proc/{pid}/stat"))
+    };
+    let cpu_seconds = (ticks(11)? + ticks(12)?) / TICKS_PER_SECOND;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    let kib = |key: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(key))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(ProcStats {
+        cpu_seconds,
+        rss_kib: kib("VmRSS:"),
+        hwm_kib: kib("VmHWM:"),
+    })
+}
+
+/// This process (the load generator).
+pub fn own_stats() -> ProcStats {
+    proc_stats("self").unwrap_or_default()
+}
+
+/// What the child wrote to stderr, kept so failures can show it and scenarios can count
+/// warnings (a slow consumer cut off, a heartbeat missed).
+#[derive(Default)]
+struct Log {
+    tail: Vec<String>,
+    warnings: u64,
+    lines_matching: Vec<(String, u64)>,
+}
+
+const TAIL_LINES: usize = 200;
+
+/// A server child process listening on loopback.
+pub struct ServerProcess {
+    name: String,
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Log>>,
+}
+
+/// Server log lines that reveal trouble even when every request succeeded.
+pub const WATCHED_LINES: [&str; 3] = ["outbound queue full", "no heartbeat", "batch failed"];
+
+impl ServerProcess {
+    /// Starts `command` (stderr piped) and waits for its `listening on http://ADDR` line.
+    pub async fn start(name: &str, mut command: Command) -> Result<Self> {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("starting {name} ({command:?})"))?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| anyhow!("{name}: no stderr pipe"))?;
+        let log = Arc::new(Mutex::new(Log {
+            lines_matching: WATCHED_LINES.iter().map(|l| (l.to_string(), 0)).collect(),
+            ..Log::default()
+        }));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&log);
+        // Reads the bound address, then keeps draining stderr so the child never blocks on a
+        // full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = addr_tx.send(addr);
+                }
+                if let Ok(mut log) = sink.lock() {
+                    if line.contains(" WARN ") || line.contains(" ERROR ") {
+                        log.warnings += 1;
+                    }
+                    for (pattern, count) in &mut log.lines_matching {
+                        if line.contains(pattern.as_str()) {
+                            *count += 1;
+                        }
+                    }
+                    if log.tail.len() >= TAIL_LINES {
+                        log.tail.remove(0);
+                    }
+                    log.tail.push(line);
+                }
+            }
+        });
+        let waited =
+            tokio::task::spawn_blocking(move || addr_rx.recv_timeout(Duration::from_secs(60)))
+                .await?;
+        let mut process = Self {
+            name: name.to_owned(),
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log,
+        };
+        match waited.ok().and_then(|addr| addr.parse().ok()) {
+            Some(addr) => {
+                process.addr = addr;
+                Ok(process)
+            }
+            None => {
+                let tail = process.log_tail();
+                process.kill();
+                bail!("{name} did not report `listening on http://ADDR`:\n{tail}")
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn stats(&self) -> ProcStats {
+        proc_stats(&self.pid().to_string()).unwrap_or_default()
+    }
+
+    /// The last lines of its stderr.
+    pub fn log_tail(&self) -> String {
+        self.log
+            .lock()
+            .map(|log| log.tail.join("\n"))
+            .unwrap_or_default()
+    }
+
+    /// WARN/ERROR lines so far.
+    pub fn warnings(&self) -> u64 {
+        self.log.lock().map(|log| log.warnings).unwrap_or(0)
+    }
+
+    /// How often each of `WATCHED_LINES` appeared.
+    pub fn watched(&self) -> Vec<(String, u64)> {
+        self.log
+            .lock()
+            .map(|log| log.lines_matching.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether it is still running (a crash mid-scenario is an error of that scenario).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within 10 s (the server closes WebSockets
+    /// and drains requests first; thousands of sockets can take a moment).
+    pub async fn stop(mut self) {
+        let pid = self.pid().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..100 {
+            if !self.running() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        eprintln!(
+            "warning: {} did not exit within 10 s of SIGTERM; killed",
+            self.name
+        );
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // Never leave a server behind, whatever path the harness takes out.
+        if self.running() {
+            self.kill();
+        }
+    }
+}
+
+/// The `frontdesk` command for one database: loopback port 0, warnings only except the line
+/// that tells the address, and a WebSocket queue deep enough for the fan-out scenario.
+pub fn frontdesk_command(binary: &Path, database_url: &str, workdir: &Path) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .args(["--bind", "127.0.0.1:0", "--database-url", database_url])
+        .current_dir(workdir)
+        .env("RUST_LOG", "warn,frontdesk_server=info")
+        .env("FRONTDESK_WS_QUEUE", "4096")
+        .env_remove("DATABASE_URL")
+        .env_remove("FRONTDESK_BIND")
+        .env_remove("FRONTDESK_ADMIN_TOKEN")
+        .env_remove("FRONTDESK_REGISTRATION")
+        .env_remove("FRONTDESK_LLM_URL");
+    command
+}
+
+/// A baseline server: this binary's own subcommand in a child process, so the load generator
+/// never shares a process (or a runtime) with what it measures.
+pub fn baseline_command(subcommand: &str) -> Result<Command> {
+    let exe = std::env::current_exe().context("locating frontdesk-bench itself")?;
+    let mut command = Command::new(exe);
+    command.args([subcommand, "--bind", "127.0.0.1:0"]);
+    Ok(command)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_stats() {
+        let stats = proc_stats("self").expect("/proc/self is readable");
+        assert!(stats.rss_kib > 0);
+        assert!(stats.hwm_kib >= stats.rss_kib);
+        assert!(stats.cpu_seconds >= 0.0);
+    }
+}
