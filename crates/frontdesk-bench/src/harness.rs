@@ -11,7 +11,9 @@ use crate::api::Api;
 use crate::config::Sizes;
 use crate::db::{Backend, FreshDb};
 use crate::report::Row;
-use crate::server::{frontdesk_command, own_stats, ServerProcess};
+use crate::server::{
+    frontdesk_command, machine_ticks, own_stats, postgres_cpu_seconds, ServerProcess,
+};
 
 /// Run-wide settings every scenario reads.
 pub struct Ctx {
@@ -90,6 +92,8 @@ pub struct Window {
     started: Instant,
     server_cpu: f64,
     client_cpu: f64,
+    postgres_cpu: f64,
+    machine: (u64, u64),
 }
 
 impl Window {
@@ -98,6 +102,8 @@ impl Window {
             started: Instant::now(),
             server_cpu: server.stats().cpu_seconds,
             client_cpu: own_stats().cpu_seconds,
+            postgres_cpu: postgres_cpu_seconds(),
+            machine: machine_ticks(),
         }
     }
 
@@ -113,6 +119,18 @@ impl Window {
             "server_cpu_utilisation",
             format!("{:.0}%", 100.0 * row.server_cpu_seconds / elapsed.max(1e-9)),
         );
+        if row.backend == "postgres" {
+            row.extra(
+                "postgres_cpu_seconds",
+                format!("{:.1}", postgres_cpu_seconds() - self.postgres_cpu),
+            );
+        }
+        // Whether the machine itself was the limit: near 100% means both cores were busy
+        // (server, load generator, PostgreSQL and whatever else runs here).
+        let (busy, total) = machine_ticks();
+        let (busy0, total0) = self.machine;
+        let share = busy.saturating_sub(busy0) as f64 / total.saturating_sub(total0).max(1) as f64;
+        row.extra("machine_cpu_busy", format!("{:.0}%", 100.0 * share));
         elapsed
     }
 }

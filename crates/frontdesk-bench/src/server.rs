@@ -65,6 +65,42 @@ pub fn own_stats() -> ProcStats {
     proc_stats("self").unwrap_or_default()
 }
 
+/// CPU seconds of every PostgreSQL process (the server's backends run the queries, on the
+/// same two cores): what a PostgreSQL scenario costs beyond the Frontdesk process.
+pub fn postgres_cpu_seconds() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str().map(str::to_owned))
+        .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "postgres")
+        })
+        .filter_map(|pid| proc_stats(&pid).ok())
+        .map(|stats| stats.cpu_seconds)
+        .sum()
+}
+
+/// Busy and total CPU time of the whole machine (/proc/stat), in ticks.
+pub fn machine_ticks() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = text.lines().next() else {
+        return (0, 0);
+    };
+    // cpu user nice system idle iowait irq softirq steal ...
+    let values: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = values.iter().take(8).sum();
+    let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
+    (total.saturating_sub(idle), total)
+}
+
 /// What the child wrote to stderr, kept so failures can show it and scenarios can count
 /// warnings (a slow consumer cut off, a heartbeat missed).
 #[derive(Default)]

@@ -161,6 +161,10 @@ async fn measure(ctx: &Ctx, deployment: &Deployment, row: &mut Row) -> Result<()
     row.latency_of = "customer sends the frame until the agent's socket receives the event".into();
     row.throughput = (written.stored.len() as f64 + heard.timed as f64) / row.measured_seconds;
     row.unit = "msg/s".to_owned();
+    // Ack latency is the store's share (commit), the rest is the event log and fan-out.
+    let acks = own.ack_latencies.summary();
+    row.extra("ack_p50_us", acks.p50_us);
+    row.extra("ack_p99_us", acks.p99_us);
     row.extra("samples_sent", sent);
     row.extra("samples_received", heard.timed);
     row.extra(

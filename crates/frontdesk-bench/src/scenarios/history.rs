@@ -132,13 +132,16 @@ async fn query(ctx: &Ctx, deployment: &Deployment, first: i64, rows: u64) -> Loa
     let sizes = &ctx.sizes;
     let convs = sizes.history_conversations as i64;
     let page = sizes.history_page;
-    let last_id = rows as i64;
+    // `after` below the last full page of every conversation, so each answer holds `page`
+    // messages whatever the database size (otherwise the small database, with 100 messages
+    // per conversation, would often answer half-empty pages and look faster).
+    let last_after = (rows as i64 - convs * page as i64).max(1);
     load::gets(
         deployment.server.addr,
         Some(Arc::from(deployment.key.as_str())),
         Arc::new(move |rng| {
             let conversation = first + rng.random_range(0..convs);
-            let after = rng.random_range(0..last_id.max(1));
+            let after = rng.random_range(0..last_after);
             format!("/api/partner/messages/{conversation}?after={after}&limit={page}")
         }),
         sizes.history_clients,

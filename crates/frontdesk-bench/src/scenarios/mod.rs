@@ -29,6 +29,9 @@ use crate::ws::{self, Read};
 pub struct Heard {
     /// Latencies of `message` events whose clientMessageId has the timed prefix.
     pub latencies: Latencies,
+    /// Send-to-ack latencies of timed messages this connection sent (the store's share of
+    /// the delivery latency: an ack is sent once the message is committed).
+    pub ack_latencies: Latencies,
     /// Timed messages received, and how many of them more than once.
     pub timed: u64,
     pub duplicates: u64,
@@ -111,7 +114,15 @@ where
                         progress.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                "ack" => heard.acks += 1,
+                "ack" => {
+                    heard.acks += 1;
+                    let content = frame.payload["message"]["content"]
+                        .as_str()
+                        .unwrap_or_default();
+                    if let Some((_, sent_ns)) = parse_stamp(content) {
+                        heard.ack_latencies.record_micros(micros_since(sent_ns));
+                    }
+                }
                 "error" => {
                     heard.error_frames += 1;
                     if heard.error_samples.len() < 3 {
@@ -136,6 +147,7 @@ pub async fn gather(listeners: Vec<JoinHandle<Heard>>) -> Heard {
             continue;
         };
         all.latencies.merge(&heard.latencies);
+        all.ack_latencies.merge(&heard.ack_latencies);
         all.timed += heard.timed;
         all.duplicates += heard.duplicates;
         all.messages += heard.messages;
