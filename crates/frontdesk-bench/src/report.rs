@@ -189,7 +189,7 @@ fn target_text(row: &Row) -> String {
     }
 }
 
-const COLUMNS: [&str; 12] = [
+const COLUMNS: [&str; 13] = [
     "backend",
     "run",
     "throughput",
@@ -199,12 +199,13 @@ const COLUMNS: [&str; 12] = [
     "max",
     "server CPU s",
     "server peak RSS",
+    "machine busy",
     "errors",
     "ratio",
     "target",
 ];
 
-fn cells(row: &Row) -> [String; 12] {
+fn cells(row: &Row) -> [String; 13] {
     [
         row.backend.clone(),
         row.name.clone(),
@@ -215,6 +216,13 @@ fn cells(row: &Row) -> [String; 12] {
         duration(row.latency.max_us),
         format!("{:.1}", row.server_cpu_seconds),
         format!("{:.0} MiB", row.server_peak_rss_mib),
+        // The whole machine's busy share over the measured phase: far above what the server,
+        // the load generator and PostgreSQL used means something else was running.
+        row.extra
+            .get("machine_cpu_busy")
+            .and_then(Value::as_str)
+            .unwrap_or("-")
+            .to_owned(),
         row.errors.to_string(),
         ratio_text(row),
         target_text(row),
@@ -284,7 +292,7 @@ pub fn markdown(meta: &Meta, rows: &[Row]) -> String {
 
 /// The table for the terminal: aligned columns, no Markdown.
 pub fn text_table(rows: &[Row]) -> String {
-    let table: Vec<[String; 12]> = rows.iter().map(cells).collect();
+    let table: Vec<[String; 13]> = rows.iter().map(cells).collect();
     let mut widths = COLUMNS.map(|c| c.chars().count());
     for row in &table {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -522,6 +530,7 @@ mod tests {
         let (meta, rows) = sample();
         let md = markdown(&meta, &rows);
         assert!(md.contains("| sqlite | ingest | 12,345 msg/s |"), "{md}");
+        assert!(md.contains("| 9.00 ms | 0.0 | 0 MiB | - | 0 |"), "{md}");
         let svg = svg(&meta, &rows);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         let json = to_json(&meta, &rows);
