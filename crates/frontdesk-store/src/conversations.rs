@@ -7,9 +7,10 @@ use frontdesk_domain::{
     Audience, Conversation, ConversationStatus, CustomerId, Event, PartnerId, Viewer,
 };
 
+use crate::batch::BatchWrites;
 use crate::customers::ensure_customer;
 use crate::error::StoreError;
-use crate::events::{append_event, NewEventRow};
+use crate::events::NewEventRow;
 use crate::pool::with_conn;
 use crate::rows::{convert_all, now, ConversationRow, NewConversationRow};
 use crate::schema::{conversations, customers};
@@ -30,7 +31,6 @@ impl Store {
             created_at: at,
             updated_at: at,
         };
-        let pg = self.is_postgres();
         let mut db = self.pool.get().await?;
         let created: Conversation = with_conn!(db, |conn| {
             conn.transaction::<_, StoreError, _>(async move |conn| {
@@ -43,11 +43,13 @@ impl Store {
                     .try_into()?;
                 let event = Event::Status(StatusChange::of(&created));
                 let audience = Audience::conversation(&created);
-                append_event!(
-                    conn,
-                    pg,
-                    vec![NewEventRow::new(&event, &audience, Some(created.id), at)]
-                );
+                conn.insert_events(vec![NewEventRow::new(
+                    &event,
+                    &audience,
+                    Some(created.id),
+                    at,
+                )])
+                .await?;
                 Ok(created)
             })
             .await?

@@ -8,8 +8,9 @@ use frontdesk_domain::event::FlashbackNotice;
 use frontdesk_domain::{Audience, Customer, CustomerId, Event, PartnerId, Patch};
 use time::{Date, PrimitiveDateTime};
 
+use crate::batch::BatchWrites;
 use crate::error::StoreError;
-use crate::events::{append_event, NewEventRow};
+use crate::events::NewEventRow;
 use crate::pool::with_conn;
 use crate::rows::{now, CustomerRow};
 use crate::schema::customers;
@@ -71,7 +72,6 @@ impl Store {
             created_at: at,
             updated_at: at,
         };
-        let pg = self.is_postgres();
         let mut db = self.pool.get().await?;
         let customer: Customer = with_conn!(db, |conn| {
             conn.transaction::<_, StoreError, _>(async |conn| {
@@ -91,11 +91,8 @@ impl Store {
                         flash_back: profile.clone(),
                     });
                     let audience = Audience::customer(partner, customer.id.clone());
-                    append_event!(
-                        conn,
-                        pg,
-                        vec![NewEventRow::new(&event, &audience, None, at)]
-                    );
+                    conn.insert_events(vec![NewEventRow::new(&event, &audience, None, at)])
+                        .await?;
                 }
                 Ok(customer)
             })

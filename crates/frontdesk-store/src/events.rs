@@ -9,9 +9,9 @@ use crate::pool::with_conn;
 use crate::schema::events;
 use crate::Store;
 
-/// Serialises event appends on PostgreSQL; see migrations/postgres/…_events_and_agent_sessions.
-pub(crate) const EVENT_LOG_LOCK: i64 = 0x0f40_7de5_0002;
-/// The channel instances LISTEN on. Payload: empty (new events) or `t` + typing JSON.
+/// The channel instances LISTEN on. Payload: empty (new events, sent by the trigger of
+/// migrations/postgres/…_event_log_triggers, which also takes the event-log lock) or `t` +
+/// typing JSON.
 pub(crate) const CHANNEL: &str = "frontdesk_events";
 
 /// An event as the log holds it.
@@ -89,31 +89,6 @@ impl From<EventRow> for StoredEvent {
         }
     }
 }
-
-/// Appends events (a `Vec` of rows) inside the caller's transaction. On PostgreSQL
-/// it first takes the event-log lock (held until commit) and queues a NOTIFY (sent at commit).
-macro_rules! append_event {
-    ($conn:expr, $pg:expr, $row:expr) => {{
-        if $pg {
-            ::diesel::sql_query(format!(
-                "SELECT pg_advisory_xact_lock({})",
-                $crate::events::EVENT_LOG_LOCK
-            ))
-            .execute($conn)
-            .await?;
-        }
-        $crate::batch::BatchWrites::insert_events($conn, $row).await?;
-        if $pg {
-            ::diesel::sql_query(format!(
-                "SELECT pg_notify('{}', '')",
-                $crate::events::CHANNEL
-            ))
-            .execute($conn)
-            .await?;
-        }
-    }};
-}
-pub(crate) use append_event;
 
 impl Store {
     /// Events `recipient` hears with ids above `since`, oldest first.

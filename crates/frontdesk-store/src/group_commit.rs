@@ -5,19 +5,17 @@
 
 use std::collections::HashMap;
 
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::AsyncConnection;
 use frontdesk_domain::{Audience, Conversation, Event, Message, MessageDraft, Timestamp, Viewer};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::batch::BatchWrites;
 use crate::error::StoreError;
-use crate::events::{append_event, NewEventRow};
+use crate::events::NewEventRow;
 use crate::feed::Signal;
 use crate::messages::{check, Appended};
-use crate::pool::{with_conn, Backend, Pool};
-use crate::rows::{now, ConversationRow, NewMessageRow};
-use crate::schema::conversations;
+use crate::pool::{with_conn, Pool};
+use crate::rows::{now, NewMessageRow};
 
 /// The most appends in one transaction. Also the largest burst of events one commit can hand a
 /// single WebSocket, so connection queues must hold at least this many frames.
@@ -83,11 +81,9 @@ async fn run(pool: Pool, signals: broadcast::Sender<Signal>, mut rx: mpsc::Recei
 }
 
 /// One transaction for the whole batch, in a fixed number of statements whatever its size:
-/// lock its conversations, insert its messages, touch the conversations, append the events.
-/// Conversations are locked in one statement in ascending id order, so two instances' batches
-/// cannot deadlock; the messages of one conversation keep their submission order.
+/// lock its conversations, insert its messages (touching their conversations), append the
+/// events. The messages of one conversation keep their submission order.
 async fn write_batch(pool: &Pool, jobs: &[AppendJob]) -> Result<Vec<Outcome>, StoreError> {
-    let pg = pool.backend() == Backend::Postgres;
     let mut conversation_ids: Vec<i64> = jobs.iter().map(|j| j.draft.conversation_id).collect();
     conversation_ids.sort_unstable();
     conversation_ids.dedup();
@@ -95,18 +91,9 @@ async fn write_batch(pool: &Pool, jobs: &[AppendJob]) -> Result<Vec<Outcome>, St
     with_conn!(db, |conn| {
         conn.transaction::<_, StoreError, _>(async |conn| {
             let at = now().as_utc();
-            // Takes the row locks on PostgreSQL (and SQLite's write lock) without changing
-            // anything visible; the locked rows are what the checks below see.
-            let mut locked: Vec<ConversationRow> = diesel::update(
-                conversations::table.filter(conversations::id.eq_any(&conversation_ids)),
-            )
-            .set(conversations::updated_at.eq(conversations::updated_at))
-            .returning(ConversationRow::as_returning())
-            .get_results(conn)
-            .await?;
-            locked.sort_by_key(|row| row.id);
+            // The locked rows are what the checks below see.
             let mut found: HashMap<i64, Conversation> = HashMap::new();
-            for row in locked {
+            for row in conn.lock_conversations(conversation_ids).await? {
                 let conversation: Conversation = row.try_into()?;
                 found.insert(conversation.id, conversation);
             }
@@ -116,41 +103,18 @@ async fn write_batch(pool: &Pool, jobs: &[AppendJob]) -> Result<Vec<Outcome>, St
             let mut accepted: Vec<usize> = Vec::new();
             let mut rows: Vec<NewMessageRow> = Vec::new();
             for (i, job) in jobs.iter().enumerate() {
-                let draft = &job.draft;
-                let decision = match found.get(&draft.conversation_id) {
-                    None => Err(StoreError::NotFound("conversation")),
-                    Some(conversation) => check(&job.viewer, draft, conversation),
-                };
-                let metadata = draft
-                    .metadata
-                    .as_ref()
-                    .map(serde_json::to_string)
-                    .transpose()
-                    .map_err(|e| StoreError::Corrupt(e.to_string()));
-                match (decision, metadata) {
-                    (Ok(()), Ok(metadata)) => {
+                match accept(job, found.get(&job.draft.conversation_id), at) {
+                    Ok(row) => {
                         outcomes.push(None);
                         accepted.push(i);
-                        rows.push(NewMessageRow {
-                            conversation_id: draft.conversation_id,
-                            sender_id: draft.sender.to_string(),
-                            content: draft.content.clone(),
-                            is_from_agent: draft.sender.is_agent_side(),
-                            created_at: at,
-                            read_status: false,
-                            metadata,
-                            client_message_id: draft.client_message_id.clone(),
-                        });
+                        rows.push(row);
                     }
-                    (Err(error), _) | (_, Err(error)) => {
-                        outcomes.push(Some(Outcome::Failed(error)))
-                    }
+                    Err(error) => outcomes.push(Some(Outcome::Failed(error))),
                 }
             }
 
-            let inserted = BatchWrites::insert_messages(conn, rows).await?;
+            let inserted = conn.insert_messages(rows, at).await?;
             let mut events: Vec<NewEventRow> = Vec::new();
-            let mut touched: Vec<i64> = Vec::new();
             for (i, stored) in accepted.into_iter().zip(inserted) {
                 let Some(stored) = stored else {
                     outcomes[i] = Some(Outcome::Duplicate);
@@ -168,28 +132,49 @@ async fn write_batch(pool: &Pool, jobs: &[AppendJob]) -> Result<Vec<Outcome>, St
                     Some(conversation.id),
                     at,
                 ));
-                touched.push(conversation.id);
                 outcomes[i] = Some(Outcome::Created(Box::new(Appended {
                     message,
                     conversation,
                     created: true,
                 })));
             }
-            if !touched.is_empty() {
-                touched.sort_unstable();
-                touched.dedup();
-                diesel::update(conversations::table.filter(conversations::id.eq_any(&touched)))
-                    .set(conversations::updated_at.eq(at))
-                    .execute(conn)
-                    .await?;
-                append_event!(conn, pg, events);
-            }
+            conn.insert_events(events).await?;
             Ok(outcomes
                 .into_iter()
                 .map(|o| o.unwrap_or(Outcome::Duplicate))
                 .collect())
         })
         .await
+    })
+}
+
+/// The row to insert for `job`, or why it is refused.
+fn accept(
+    job: &AppendJob,
+    conversation: Option<&Conversation>,
+    at: time::PrimitiveDateTime,
+) -> Result<NewMessageRow, StoreError> {
+    let draft = &job.draft;
+    check(
+        &job.viewer,
+        draft,
+        conversation.ok_or(StoreError::NotFound("conversation"))?,
+    )?;
+    let metadata = draft
+        .metadata
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(NewMessageRow {
+        conversation_id: draft.conversation_id,
+        sender_id: draft.sender.to_string(),
+        content: draft.content.clone(),
+        is_from_agent: draft.sender.is_agent_side(),
+        created_at: at,
+        read_status: false,
+        metadata,
+        client_message_id: draft.client_message_id.clone(),
     })
 }
 

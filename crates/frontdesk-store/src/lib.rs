@@ -66,11 +66,6 @@ impl Store {
         self.pool.backend()
     }
 
-    /// Whether event appends must take the PostgreSQL event-log lock.
-    pub(crate) fn is_postgres(&self) -> bool {
-        self.backend() == Backend::Postgres
-    }
-
     /// Whether the database answers a trivial query.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut db = self.pool.get().await?;

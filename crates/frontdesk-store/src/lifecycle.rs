@@ -6,8 +6,9 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use frontdesk_domain::event::{ReadReceipt, StatusChange};
 use frontdesk_domain::{Audience, Conversation, ConversationStatus, Event, Viewer};
 
+use crate::batch::BatchWrites;
 use crate::error::StoreError;
-use crate::events::{append_event, NewEventRow};
+use crate::events::NewEventRow;
 use crate::pool::with_conn;
 use crate::rows::{now, ConversationRow};
 use crate::schema::{conversations, messages};
@@ -39,7 +40,6 @@ impl Store {
     }
 
     async fn change_status(&self, id: i64, change: Change) -> Result<Conversation, StoreError> {
-        let pg = self.is_postgres();
         let mut db = self.pool.get().await?;
         let (after, emitted): (Conversation, bool) = with_conn!(db, |conn| {
             conn.transaction::<_, StoreError, _>(async move |conn| {
@@ -80,11 +80,8 @@ impl Store {
                     .try_into()?;
                 let event = Event::Status(StatusChange::of(&after));
                 let audience = Audience::transition(&before, &after);
-                append_event!(
-                    conn,
-                    pg,
-                    vec![NewEventRow::new(&event, &audience, Some(id), at)]
-                );
+                conn.insert_events(vec![NewEventRow::new(&event, &audience, Some(id), at)])
+                    .await?;
                 Ok((after, true))
             })
             .await?
@@ -103,7 +100,6 @@ impl Store {
         conversation: i64,
         up_to: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let pg = self.is_postgres();
         let reader_is_agent = matches!(reader, Viewer::Agent(_));
         let mut db = self.pool.get().await?;
         let marked: Option<i64> = with_conn!(db, |conn| {
@@ -141,11 +137,13 @@ impl Store {
                     is_agent: reader_is_agent,
                 });
                 let audience = Audience::conversation(&current);
-                append_event!(
-                    conn,
-                    pg,
-                    vec![NewEventRow::new(&event, &audience, Some(conversation), at)]
-                );
+                conn.insert_events(vec![NewEventRow::new(
+                    &event,
+                    &audience,
+                    Some(conversation),
+                    at,
+                )])
+                .await?;
                 Ok(Some(last))
             })
             .await?

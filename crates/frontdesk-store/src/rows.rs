@@ -119,7 +119,7 @@ pub(crate) struct NewConversationRow<'a> {
     pub updated_at: PrimitiveDateTime,
 }
 
-#[derive(Queryable, Selectable)]
+#[derive(Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = messages)]
 pub(crate) struct MessageRow {
     pub id: i64,
