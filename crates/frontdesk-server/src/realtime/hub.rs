@@ -15,15 +15,21 @@ use frontdesk_store::{StoredEvent, TypingSignal};
 use rand::Rng;
 use tokio::sync::{mpsc, Notify};
 
-/// What the hub hands a connection.
+/// What the hub hands a connection. One pointer wide: every connection's queue holds a block
+/// of these from the start, so their size is paid per idle connection.
 #[derive(Debug, Clone)]
 pub enum Outbound {
-    /// A logged event and its cursor.
-    Event { cursor: i64, frame: ByteString },
-    /// A frame outside the log (typing).
-    Plain(ByteString),
+    /// A frame, shared by all its recipients.
+    Frame(Arc<Frame>),
     /// The server is stopping: close with 1001.
     Shutdown,
+}
+
+#[derive(Debug)]
+pub struct Frame {
+    /// The event's cursor; `None` for frames outside the log (typing).
+    pub cursor: Option<i64>,
+    pub text: ByteString,
 }
 
 struct Connection {
@@ -156,11 +162,10 @@ impl Hub {
     pub fn dispatch_events(&self, events: &[StoredEvent]) {
         let mut registry = self.registry();
         for event in events {
-            let frame = ByteString::from(event_frame(&event.kind, &event.payload, event.id));
-            let outbound = Outbound::Event {
-                cursor: event.id,
-                frame,
-            };
+            let outbound = Outbound::Frame(Arc::new(Frame {
+                cursor: Some(event.id),
+                text: ByteString::from(event_frame(&event.kind, &event.payload, event.id)),
+            }));
             for id in registry.audience(&event.audience, None) {
                 registry.offer(id, outbound.clone());
             }
@@ -168,14 +173,17 @@ impl Hub {
     }
 
     pub fn dispatch_typing(&self, signal: &TypingSignal) {
-        let frame = ByteString::from(plain_frame("typing", &signal.typing));
+        let outbound = Outbound::Frame(Arc::new(Frame {
+            cursor: None,
+            text: ByteString::from(plain_frame("typing", &signal.typing)),
+        }));
         let mut registry = self.registry();
         let origin = signal
             .origin
             .strip_prefix(&format!("{}/", self.instance))
             .and_then(|id| id.parse::<u64>().ok());
         for id in registry.audience(&signal.audience(), origin) {
-            registry.offer(id, Outbound::Plain(frame.clone()));
+            registry.offer(id, outbound.clone());
         }
     }
 
