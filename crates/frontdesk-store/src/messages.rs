@@ -28,22 +28,27 @@ impl Store {
     /// Appends go through the group-commit writer (group_commit.rs), which locks the
     /// conversation before inserting, so messages of one conversation commit in id order and a
     /// reader paging with `after=<id>` can never skip one that commits late.
+    ///
+    /// A retry is recognised after the attempt, not before: new messages (nearly all) then cost
+    /// no extra query. The batch skips a taken `clientMessageId`; a retry the rules would now
+    /// refuse (its conversation closed since) still gets the message stored the first time.
     pub async fn append_message(
         &self,
         viewer: &Viewer,
         draft: &MessageDraft,
     ) -> Result<Appended, StoreError> {
-        if let Some(replayed) = self.replay(viewer, draft).await? {
-            return Ok(replayed);
-        }
         match submit(&self.writer, viewer, draft).await? {
             Outcome::Created(appended) => Ok(*appended),
-            // Stored meanwhile by a concurrent retry: return that one.
             Outcome::Duplicate => self
                 .replay(viewer, draft)
                 .await?
                 .ok_or(StoreError::NotFound("conversation")),
-            Outcome::Failed(error) => Err(error),
+            Outcome::Failed(error) => match self.replay(viewer, draft).await {
+                Ok(Some(replayed)) => Ok(replayed),
+                // Not found means the refusal stands; a replay that fails says why.
+                Ok(None) | Err(StoreError::NotFound(_)) => Err(error),
+                Err(other) => Err(other),
+            },
         }
     }
 
