@@ -8,14 +8,14 @@
 use std::future::Future;
 
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamp};
-use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, QueryResult, SelectableHelper};
+use diesel::{ExpressionMethods, QueryDsl, QueryResult, SelectableHelper};
 use diesel_async::AsyncPgConnection;
 use time::PrimitiveDateTime;
 
 use crate::events::NewEventRow;
 use crate::pool::SqliteConn;
 use crate::rows::{ConversationRow, MessageRow, NewMessageRow};
-use crate::schema::{conversations, events, messages};
+use crate::schema::conversations;
 
 pub(crate) trait BatchWrites {
     /// Locks the conversations (until commit) and returns them as locked, in id order. The
@@ -141,21 +141,9 @@ impl BatchWrites for AsyncPgConnection {
 }
 
 impl BatchWrites for SqliteConn {
-    /// SQLite has no row locks: a write takes the database's write lock, which a transaction
-    /// that has only read cannot always upgrade to (SQLITE_BUSY, not retried). So this writes
-    /// first: an UPDATE that changes nothing visible takes the lock and returns the rows.
     async fn lock_conversations(&mut self, ids: Vec<i64>) -> QueryResult<Vec<ConversationRow>> {
-        self.spawn_blocking(move |conn| {
-            use diesel::RunQueryDsl;
-            let mut locked: Vec<ConversationRow> =
-                diesel::update(conversations::table.filter(conversations::id.eq_any(ids)))
-                    .set(conversations::updated_at.eq(conversations::updated_at))
-                    .returning(ConversationRow::as_returning())
-                    .get_results(conn)?;
-            locked.sort_by_key(|row| row.id);
-            Ok(locked)
-        })
-        .await
+        self.spawn_blocking(move |conn| sqlite::lock_conversations(conn, ids))
+            .await
     }
 
     async fn insert_messages(
@@ -163,45 +151,83 @@ impl BatchWrites for SqliteConn {
         rows: Vec<NewMessageRow>,
         at: PrimitiveDateTime,
     ) -> QueryResult<Vec<Option<MessageRow>>> {
-        self.spawn_blocking(move |conn| {
-            use diesel::RunQueryDsl;
-            let stored = rows
-                .into_iter()
-                .map(|row| {
-                    diesel::insert_into(messages::table)
-                        .values(row)
-                        .on_conflict((messages::conversation_id, messages::client_message_id))
-                        .do_nothing()
-                        .returning(MessageRow::as_returning())
-                        .get_result(conn)
-                        .optional()
-                })
-                .collect::<QueryResult<Vec<Option<MessageRow>>>>()?;
-            let mut touched: Vec<i64> =
-                stored.iter().flatten().map(|m| m.conversation_id).collect();
-            touched.sort_unstable();
-            touched.dedup();
-            if !touched.is_empty() {
-                diesel::update(conversations::table.filter(conversations::id.eq_any(touched)))
-                    .set(conversations::updated_at.eq(at))
-                    .execute(conn)?;
-            }
-            Ok(stored)
-        })
-        .await
+        self.spawn_blocking(move |conn| sqlite::insert_messages(conn, rows, at))
+            .await
     }
 
     async fn insert_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<()> {
-        self.spawn_blocking(move |conn| {
-            use diesel::RunQueryDsl;
-            for row in rows {
-                diesel::insert_into(events::table)
+        self.spawn_blocking(move |conn| sqlite::insert_events(conn, rows))
+            .await
+    }
+}
+
+/// The same steps on the synchronous SQLite connection, for callers that already run on its
+/// blocking thread (a whole message batch goes there in one hop).
+pub(crate) mod sqlite {
+    use diesel::{
+        ExpressionMethods, OptionalExtension, QueryDsl, QueryResult, RunQueryDsl, SelectableHelper,
+        SqliteConnection,
+    };
+    use time::PrimitiveDateTime;
+
+    use crate::events::NewEventRow;
+    use crate::rows::{ConversationRow, MessageRow, NewMessageRow};
+    use crate::schema::{conversations, events, messages};
+
+    /// SQLite has no row locks: a write takes the database's write lock, which a transaction
+    /// that has only read cannot always upgrade to (SQLITE_BUSY, not retried). So this writes
+    /// first: an UPDATE that changes nothing visible takes the lock and returns the rows.
+    pub(crate) fn lock_conversations(
+        conn: &mut SqliteConnection,
+        ids: Vec<i64>,
+    ) -> QueryResult<Vec<ConversationRow>> {
+        let mut locked: Vec<ConversationRow> =
+            diesel::update(conversations::table.filter(conversations::id.eq_any(ids)))
+                .set(conversations::updated_at.eq(conversations::updated_at))
+                .returning(ConversationRow::as_returning())
+                .get_results(conn)?;
+        locked.sort_by_key(|row| row.id);
+        Ok(locked)
+    }
+
+    pub(crate) fn insert_messages(
+        conn: &mut SqliteConnection,
+        rows: Vec<NewMessageRow>,
+        at: PrimitiveDateTime,
+    ) -> QueryResult<Vec<Option<MessageRow>>> {
+        let stored = rows
+            .into_iter()
+            .map(|row| {
+                diesel::insert_into(messages::table)
                     .values(row)
-                    .execute(conn)?;
-            }
-            Ok(())
-        })
-        .await
+                    .on_conflict((messages::conversation_id, messages::client_message_id))
+                    .do_nothing()
+                    .returning(MessageRow::as_returning())
+                    .get_result(conn)
+                    .optional()
+            })
+            .collect::<QueryResult<Vec<Option<MessageRow>>>>()?;
+        let mut touched: Vec<i64> = stored.iter().flatten().map(|m| m.conversation_id).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        if !touched.is_empty() {
+            diesel::update(conversations::table.filter(conversations::id.eq_any(touched)))
+                .set(conversations::updated_at.eq(at))
+                .execute(conn)?;
+        }
+        Ok(stored)
+    }
+
+    pub(crate) fn insert_events(
+        conn: &mut SqliteConnection,
+        rows: Vec<NewEventRow>,
+    ) -> QueryResult<()> {
+        for row in rows {
+            diesel::insert_into(events::table)
+                .values(row)
+                .execute(conn)?;
+        }
+        Ok(())
     }
 }
 

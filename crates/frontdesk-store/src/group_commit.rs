@@ -9,13 +9,13 @@ use diesel_async::AsyncConnection;
 use frontdesk_domain::{Audience, Conversation, Event, Message, MessageDraft, Timestamp, Viewer};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::batch::BatchWrites;
+use crate::batch::{sqlite, BatchWrites};
 use crate::error::StoreError;
 use crate::events::NewEventRow;
 use crate::feed::Signal;
 use crate::messages::{check, Appended};
-use crate::pool::{with_conn, Pool};
-use crate::rows::{now, NewMessageRow};
+use crate::pool::{DbConn, Pool};
+use crate::rows::{now, ConversationRow, MessageRow, NewMessageRow};
 
 /// The most appends in one transaction. Also the largest burst of events one commit can hand a
 /// single WebSocket, so connection queues must hold at least this many frames.
@@ -24,9 +24,15 @@ pub const MAX_BATCH: usize = 128;
 const QUEUE: usize = 8192;
 
 pub(crate) struct AppendJob {
-    pub viewer: Viewer,
-    pub draft: MessageDraft,
-    pub reply: oneshot::Sender<Outcome>,
+    request: Request,
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// One append as the batch sees it.
+#[derive(Clone)]
+struct Request {
+    viewer: Viewer,
+    draft: MessageDraft,
 }
 
 pub(crate) enum Outcome {
@@ -53,15 +59,17 @@ async fn run(pool: Pool, signals: broadcast::Sender<Signal>, mut rx: mpsc::Recei
                 Err(_) => break,
             }
         }
-        let outcomes = match write_batch(&pool, &jobs).await {
+        let (requests, replies): (Vec<Request>, Vec<_>) =
+            jobs.drain(..).map(|job| (job.request, job.reply)).unzip();
+        let outcomes = match write_batch(&pool, &requests).await {
             Ok(outcomes) => outcomes,
             Err(error) => {
                 // One bad append (or a deadlock between instances) must not fail the others:
                 // retry each on its own.
-                tracing::warn!(%error, size = jobs.len(), "batch failed; writing one by one");
-                let mut outcomes = Vec::with_capacity(jobs.len());
-                for job in &jobs {
-                    let outcome = match write_batch(&pool, std::slice::from_ref(job)).await {
+                tracing::warn!(%error, size = requests.len(), "batch failed; writing one by one");
+                let mut outcomes = Vec::with_capacity(requests.len());
+                for request in &requests {
+                    let outcome = match write_batch(&pool, std::slice::from_ref(request)).await {
                         Ok(mut single) => single.pop().unwrap_or(Outcome::Duplicate),
                         Err(error) => Outcome::Failed(error),
                     };
@@ -73,9 +81,9 @@ async fn run(pool: Pool, signals: broadcast::Sender<Signal>, mut rx: mpsc::Recei
         if outcomes.iter().any(|o| matches!(o, Outcome::Created(_))) {
             let _ = signals.send(Signal::Events);
         }
-        for (job, outcome) in jobs.drain(..).zip(outcomes) {
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
             // A caller that went away still had its message stored; a retry finds it.
-            let _ = job.reply.send(outcome);
+            let _ = reply.send(outcome);
         }
     }
 }
@@ -83,80 +91,135 @@ async fn run(pool: Pool, signals: broadcast::Sender<Signal>, mut rx: mpsc::Recei
 /// One transaction for the whole batch, in a fixed number of statements whatever its size:
 /// lock its conversations, insert its messages (touching their conversations), append the
 /// events. The messages of one conversation keep their submission order.
-async fn write_batch(pool: &Pool, jobs: &[AppendJob]) -> Result<Vec<Outcome>, StoreError> {
-    let mut conversation_ids: Vec<i64> = jobs.iter().map(|j| j.draft.conversation_id).collect();
+async fn write_batch(pool: &Pool, requests: &[Request]) -> Result<Vec<Outcome>, StoreError> {
+    let mut conversation_ids: Vec<i64> = requests.iter().map(|r| r.draft.conversation_id).collect();
     conversation_ids.sort_unstable();
     conversation_ids.dedup();
-    let mut db = pool.get().await?;
-    with_conn!(db, |conn| {
-        conn.transaction::<_, StoreError, _>(async |conn| {
-            let at = now().as_utc();
-            // The locked rows are what the checks below see.
-            let mut found: HashMap<i64, Conversation> = HashMap::new();
-            for row in conn.lock_conversations(conversation_ids).await? {
-                let conversation: Conversation = row.try_into()?;
-                found.insert(conversation.id, conversation);
-            }
-
-            // Decide each job; the accepted ones become rows to insert.
-            let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(jobs.len());
-            let mut accepted: Vec<usize> = Vec::new();
-            let mut rows: Vec<NewMessageRow> = Vec::new();
-            for (i, job) in jobs.iter().enumerate() {
-                match accept(job, found.get(&job.draft.conversation_id), at) {
-                    Ok(row) => {
-                        outcomes.push(None);
-                        accepted.push(i);
-                        rows.push(row);
-                    }
-                    Err(error) => outcomes.push(Some(Outcome::Failed(error))),
-                }
-            }
-
-            let inserted = conn.insert_messages(rows, at).await?;
-            let mut events: Vec<NewEventRow> = Vec::new();
-            for (i, stored) in accepted.into_iter().zip(inserted) {
-                let Some(stored) = stored else {
-                    outcomes[i] = Some(Outcome::Duplicate);
-                    continue;
-                };
-                let message: Message = stored.try_into()?;
-                let mut conversation = found
-                    .get(&message.conversation_id)
-                    .cloned()
-                    .ok_or(StoreError::NotFound("conversation"))?;
-                conversation.updated_at = Timestamp::from_utc(at);
-                events.push(NewEventRow::new(
-                    &Event::Message(message.clone()),
-                    &Audience::conversation(&conversation),
-                    Some(conversation.id),
-                    at,
-                ));
-                outcomes[i] = Some(Outcome::Created(Box::new(Appended {
-                    message,
-                    conversation,
-                    created: true,
-                })));
-            }
-            conn.insert_events(events).await?;
-            Ok(outcomes
-                .into_iter()
-                .map(|o| o.unwrap_or(Outcome::Duplicate))
-                .collect())
-        })
-        .await
-    })
+    match &mut pool.get().await? {
+        DbConn::Pg(conn) => {
+            conn.transaction::<_, StoreError, _>(async |conn| {
+                let at = now().as_utc();
+                let found = by_id(conn.lock_conversations(conversation_ids).await?)?;
+                let mut plan = Plan::decide(requests, &found, at);
+                let inserted = conn.insert_messages(plan.take_rows(), at).await?;
+                let (outcomes, events) = plan.conclude(inserted, &found, at)?;
+                conn.insert_events(events).await?;
+                Ok(outcomes)
+            })
+            .await
+        }
+        // The same steps in one hop to the connection's blocking thread, not one per statement.
+        DbConn::Sqlite(conn) => {
+            let requests = requests.to_vec();
+            conn.spawn_blocking(move |conn| {
+                Ok(conn.immediate_transaction::<_, StoreError, _>(|conn| {
+                    let at = now().as_utc();
+                    let found = by_id(sqlite::lock_conversations(conn, conversation_ids)?)?;
+                    let mut plan = Plan::decide(&requests, &found, at);
+                    let inserted = sqlite::insert_messages(conn, plan.take_rows(), at)?;
+                    let (outcomes, events) = plan.conclude(inserted, &found, at)?;
+                    sqlite::insert_events(conn, events)?;
+                    Ok(outcomes)
+                }))
+            })
+            .await?
+        }
+    }
 }
 
-/// The row to insert for `job`, or why it is refused.
+/// The locked rows, which are what the checks see.
+fn by_id(rows: Vec<ConversationRow>) -> Result<HashMap<i64, Conversation>, StoreError> {
+    rows.into_iter()
+        .map(|row| Conversation::try_from(row).map(|c| (c.id, c)))
+        .collect()
+}
+
+/// What a batch decided before inserting: each request's outcome if already known (refused),
+/// and the rows of the accepted ones.
+struct Plan {
+    outcomes: Vec<Option<Outcome>>,
+    accepted: Vec<usize>,
+    rows: Vec<NewMessageRow>,
+}
+
+impl Plan {
+    fn decide(
+        requests: &[Request],
+        found: &HashMap<i64, Conversation>,
+        at: time::PrimitiveDateTime,
+    ) -> Self {
+        let mut plan = Plan {
+            outcomes: Vec::with_capacity(requests.len()),
+            accepted: Vec::new(),
+            rows: Vec::new(),
+        };
+        for (i, request) in requests.iter().enumerate() {
+            match accept(request, found.get(&request.draft.conversation_id), at) {
+                Ok(row) => {
+                    plan.outcomes.push(None);
+                    plan.accepted.push(i);
+                    plan.rows.push(row);
+                }
+                Err(error) => plan.outcomes.push(Some(Outcome::Failed(error))),
+            }
+        }
+        plan
+    }
+
+    fn take_rows(&mut self) -> Vec<NewMessageRow> {
+        std::mem::take(&mut self.rows)
+    }
+
+    /// Every request's outcome, given what the insert stored for each accepted row (`None`: a
+    /// taken `clientMessageId`), and the events of the new messages.
+    fn conclude(
+        mut self,
+        inserted: Vec<Option<MessageRow>>,
+        found: &HashMap<i64, Conversation>,
+        at: time::PrimitiveDateTime,
+    ) -> Result<(Vec<Outcome>, Vec<NewEventRow>), StoreError> {
+        let mut events = Vec::with_capacity(inserted.len());
+        for (i, stored) in self.accepted.into_iter().zip(inserted) {
+            let Some(stored) = stored else {
+                self.outcomes[i] = Some(Outcome::Duplicate);
+                continue;
+            };
+            let message: Message = stored.try_into()?;
+            let mut conversation = found
+                .get(&message.conversation_id)
+                .cloned()
+                .ok_or(StoreError::NotFound("conversation"))?;
+            conversation.updated_at = Timestamp::from_utc(at);
+            events.push(NewEventRow::new(
+                &Event::Message(message.clone()),
+                &Audience::conversation(&conversation),
+                Some(conversation.id),
+                at,
+            ));
+            self.outcomes[i] = Some(Outcome::Created(Box::new(Appended {
+                message,
+                conversation,
+                created: true,
+            })));
+        }
+        let outcomes = self
+            .outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Outcome::Duplicate))
+            .collect();
+        Ok((outcomes, events))
+    }
+}
+
+/// The row to insert for `request`, or why it is refused.
 fn accept(
-    job: &AppendJob,
+    request: &Request,
     conversation: Option<&Conversation>,
     at: time::PrimitiveDateTime,
 ) -> Result<NewMessageRow, StoreError> {
-    let draft = &job.draft;
+    let draft = &request.draft;
     check(
-        &job.viewer,
+        &request.viewer,
         draft,
         conversation.ok_or(StoreError::NotFound("conversation"))?,
     )?;
@@ -186,8 +249,10 @@ pub(crate) async fn submit(
 ) -> Result<Outcome, StoreError> {
     let (reply, outcome) = oneshot::channel();
     let job = AppendJob {
-        viewer: viewer.clone(),
-        draft: draft.clone(),
+        request: Request {
+            viewer: viewer.clone(),
+            draft: draft.clone(),
+        },
         reply,
     };
     let stopped = || StoreError::Unavailable("the message writer has stopped".into());
