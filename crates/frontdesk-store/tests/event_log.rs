@@ -26,7 +26,9 @@ impl FreshDb {
         let admin = std::env::var("TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
         let name = format!("frontdesk_event_log_{:016x}", rand::rng().random::<u64>());
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+        let base = admin
+            .rsplit_once('/')
+            .map_or(admin.as_str(), |(base, _)| base);
         let url = format!("{base}/{name}");
         connect(&admin)
             .await
@@ -105,7 +107,10 @@ async fn a_second_event_insert_waits_for_the_first_to_commit() {
         !second.is_finished(),
         "an event insert committed while another transaction held uncommitted events"
     );
-    assert!(waited, "the second insert never waited for the event-log lock");
+    assert!(
+        waited,
+        "the second insert never waited for the event-log lock"
+    );
 
     first
         .batch_execute("COMMIT")
