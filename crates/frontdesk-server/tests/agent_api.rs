@@ -336,14 +336,7 @@ async fn the_conversation_lifecycle(backend: Backend) {
 
     // Admins may close what others hold; unknown conversations are 404.
     let other = server.conversation(&partner, "customer-2").await;
-    server
-        .call(
-            Method::POST,
-            &format!("/api/agent/conversations/{other}/assign"),
-            Some(&bob.token),
-            None,
-        )
-        .await;
+    server.assign(&bob, other).await;
     let (status, _) = server
         .call(
             Method::POST,
@@ -371,13 +364,10 @@ async fn lists_show_what_the_queue_needs(backend: Backend) {
     let partner = server.register("Acme Shop").await;
     let ann = server.agent("ann@example.com", false).await;
     server
-        .call(
-            Method::PATCH,
-            "/api/customers/customer-1",
-            Some(&partner.key),
-            Some(
-                &json!({"name": "Carla", "email": "carla@example.com", "birthdate": "1990-01-15"}),
-            ),
+        .patch_customer(
+            &partner,
+            "customer-1",
+            &json!({"name": "Carla", "email": "carla@example.com", "birthdate": "1990-01-15"}),
         )
         .await;
     let waiting = server.conversation(&partner, "customer-1").await;
@@ -388,14 +378,7 @@ async fn lists_show_what_the_queue_needs(backend: Backend) {
         .say(&partner, waiting, "customer-1", "second question")
         .await;
     let mine = server.conversation(&partner, "customer-2").await;
-    server
-        .call(
-            Method::POST,
-            &format!("/api/agent/conversations/{mine}/assign"),
-            Some(&ann.token),
-            None,
-        )
-        .await;
+    server.assign(&ann, mine).await;
 
     let (status, queue) = server
         .call(

@@ -4,7 +4,7 @@ mod support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{error_code, Backend, Server, TestDb};
+use support::{error_code, Backend, TestDb};
 
 on_both_backends!(
     bad_messages_change_nothing,
@@ -28,10 +28,8 @@ async fn snapshot(db: &TestDb) -> Vec<i64> {
 }
 
 async fn bad_messages_change_nothing(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let server = Server::start(&db).await;
-    let partner = server.register("Acme").await;
-    let conversation = server.conversation(&partner, "customer-1").await;
+    let (db, server, partner, conversation) =
+        support::start_with_conversation(backend, "customer-1").await;
     server
         .say(&partner, conversation, "customer-1", "first")
         .await;
@@ -229,10 +227,8 @@ type Case<'a> = (
 );
 
 async fn bad_requests_elsewhere(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let server = Server::start(&db).await;
-    let partner = server.register("Acme").await;
-    let conversation = server.conversation(&partner, "customer-1").await;
+    let (db, server, partner, conversation) =
+        support::start_with_conversation(backend, "customer-1").await;
     let key = Some(partner.key.as_str());
     let before = snapshot(&db).await;
 
@@ -422,10 +418,8 @@ async fn bad_requests_elsewhere(backend: Backend) {
 }
 
 async fn bad_credentials(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let server = Server::start(&db).await;
-    let partner = server.register("Acme").await;
-    let conversation = server.conversation(&partner, "customer-1").await;
+    let (db, server, partner, conversation) =
+        support::start_with_conversation(backend, "customer-1").await;
     let before = snapshot(&db).await;
     let body = json!({"conversationId": conversation, "senderId": "customer-1", "content": "hi"});
 

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::{Backend, Server, TestDb};
+use support::Backend;
 
 on_both_backends!(fifty_concurrent_senders);
 
@@ -14,10 +14,8 @@ const SENDERS: usize = 50;
 const EACH: usize = 10;
 
 async fn fifty_concurrent_senders(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let server = Server::start(&db).await;
-    let partner = server.register("Acme").await;
-    let conversation = server.conversation(&partner, "customer-1").await;
+    let (_db, server, partner, conversation) =
+        support::start_with_conversation(backend, "customer-1").await;
 
     let senders = (0..SENDERS).map(|sender| {
         let server = &server;

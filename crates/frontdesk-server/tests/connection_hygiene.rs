@@ -4,7 +4,6 @@ mod support;
 
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
 use serde_json::json;
 use support::{Backend, Ended, Server, TestDb, WsClient};
 
@@ -48,16 +47,10 @@ async fn a_client_that_stops_reading_is_disconnected(backend: Backend) {
             let server = &server;
             let key = partner.key.clone();
             async move {
-                let (status, body) = server
-                    .call(
-                        Method::POST,
-                        "/api/partner/messages",
-                        Some(&key),
-                        Some(&json!({"conversationId": conversation, "senderId": "ann", "content": content})),
-                    )
-                    .await;
-                assert_eq!(status, StatusCode::CREATED, "{body}");
-                body["id"].as_i64().unwrap_or_default()
+                let body =
+                    json!({"conversationId": conversation, "senderId": "ann", "content": content});
+                let message = server.post_message(&key, &body).await;
+                message["id"].as_i64().unwrap_or_default()
             }
         });
         sent.extend(futures_util::future::join_all(posts).await);

@@ -114,15 +114,13 @@ async fn an_agent_handles_a_conversation_in_the_browser() {
     let server = Server::start(&db).await;
     let partner = server.register("Acme Shop").await;
     let agent = server.agent("agent@example.com", false).await;
-    let (status, body) = server
-        .call(
-            Method::PATCH,
-            &format!("/api/customers/{CUSTOMER}"),
-            Some(&partner.key),
-            Some(&json!({"name": CUSTOMER_NAME, "email": "ann@example.com"})),
+    server
+        .patch_customer(
+            &partner,
+            CUSTOMER,
+            &json!({"name": CUSTOMER_NAME, "email": "ann@example.com"}),
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
 
     // The browser reaches the server through a relay the test can cut, like a network drop.
     let relay = Relay::start(&server);
@@ -152,26 +150,23 @@ async fn an_agent_handles_a_conversation_in_the_browser() {
     // The customer is online with a real WebSocket.
     let token = server.session(&partner, CUSTOMER).await;
     let mut customer = Customer {
-        ws: WsClient::ready(&server, &format!("clientId={CUSTOMER}&token={token}"), None).await,
+        ws: WsClient::customer(&server, CUSTOMER, &token).await,
         frames: Vec::new(),
     };
 
     // A partner opens a conversation over REST: it shows up in the queue without a reload.
     let conversation = server.conversation(&partner, CUSTOMER).await;
-    let (status, first) = server
-        .call(
-            Method::POST,
-            "/api/partner/messages",
-            Some(&partner.key),
-            Some(&json!({
+    let first = server
+        .post_message(
+            &partner.key,
+            &json!({
                 "conversationId": conversation,
                 "senderId": CUSTOMER,
                 "content": FIRST,
                 "metadata": {"commandType": "order_lookup", "value": "ORD-12345"}
-            })),
+            }),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{first}");
     let item = format!("#queue-list .conv[data-id='{conversation}']");
     page.wait_text(&format!("{item} .conv-name"), CUSTOMER_NAME)
         .await;
@@ -347,15 +342,9 @@ async fn an_agent_handles_a_conversation_in_the_browser() {
     page.wait_text("#customer-body .field-partner", "Acme Shop (example.com)")
         .await;
     page.wait_visible("#customer-body .flashback-none").await;
-    let (status, body) = server
-        .call(
-            Method::PATCH,
-            &format!("/api/customers/{CUSTOMER}"),
-            Some(&partner.key),
-            Some(&json!({"birthdate": "1990-01-15"})),
-        )
+    server
+        .patch_customer(&partner, CUSTOMER, &json!({"birthdate": "1990-01-15"}))
         .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
     let (status, detail) = server
         .call(
             Method::GET,
@@ -388,15 +377,9 @@ async fn an_agent_handles_a_conversation_in_the_browser() {
         .await;
 
     // Another customer starts waiting while the agent is busy: the queue shows it live.
-    let (status, body) = server
-        .call(
-            Method::PATCH,
-            &format!("/api/customers/{OTHER_CUSTOMER}"),
-            Some(&partner.key),
-            Some(&json!({"name": "Bob Martin"})),
-        )
+    server
+        .patch_customer(&partner, OTHER_CUSTOMER, &json!({"name": "Bob Martin"}))
         .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
     let other = server.conversation(&partner, OTHER_CUSTOMER).await;
     server
         .say(&partner, other, OTHER_CUSTOMER, OTHER_FIRST)

@@ -2,15 +2,13 @@
 
 mod support;
 
-use support::{Backend, Server, TestDb};
+use support::{Backend, Server};
 
 on_both_backends!(acknowledged_messages_survive_kill_9);
 
 async fn acknowledged_messages_survive_kill_9(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let server = Server::start(&db).await;
-    let partner = server.register("Acme").await;
-    let conversation = server.conversation(&partner, "customer-1").await;
+    let (db, server, partner, conversation) =
+        support::start_with_conversation(backend, "customer-1").await;
     let mut acknowledged = Vec::new();
     for n in 0..20 {
         acknowledged.push(

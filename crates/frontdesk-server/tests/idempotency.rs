@@ -4,18 +4,17 @@ mod support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::{error_code, Backend, Server, TestDb};
+use support::{error_code, Backend};
 
 on_both_backends!(
     retries_store_one_message,
-    concurrent_retries_store_one_message
+    concurrent_retries_store_one_message,
+    a_retry_after_the_conversation_closed_gets_the_stored_message
 );
 
 async fn retries_store_one_message(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let server = Server::start(&db).await;
-    let partner = server.register("Acme").await;
-    let conversation = server.conversation(&partner, "customer-1").await;
+    let (db, server, partner, conversation) =
+        support::start_with_conversation(backend, "customer-1").await;
     let body = json!({
         "conversationId": conversation,
         "senderId": "customer-1",
@@ -80,10 +79,8 @@ async fn retries_store_one_message(backend: Backend) {
 }
 
 async fn concurrent_retries_store_one_message(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let server = Server::start(&db).await;
-    let partner = server.register("Acme").await;
-    let conversation = server.conversation(&partner, "customer-1").await;
+    let (_db, server, partner, conversation) =
+        support::start_with_conversation(backend, "customer-1").await;
     let body = json!({
         "conversationId": conversation,
         "senderId": "customer-1",
@@ -116,4 +113,46 @@ async fn concurrent_retries_store_one_message(backend: Backend) {
         "every retry returns the same message"
     );
     assert_eq!(server.history(&partner, conversation).await.len(), 1);
+}
+
+/// An offline queue may resend after the agent closed the conversation: the message it sent
+/// before is still the answer, while a new one is refused.
+async fn a_retry_after_the_conversation_closed_gets_the_stored_message(backend: Backend) {
+    let (db, server, partner, conversation) =
+        support::start_with_conversation(backend, "customer-1").await;
+    let body = json!({
+        "conversationId": conversation,
+        "senderId": "customer-1",
+        "content": "Did my refund go through?",
+        "clientMessageId": "queued-7"
+    });
+    let first = server.post_message(&partner.key, &body).await;
+    let agent = server.agent("agent@example.com", false).await;
+    server.assign(&agent, conversation).await;
+    server.close(&agent, conversation).await;
+
+    let mut new_one = body.clone();
+    new_one["clientMessageId"] = json!("queued-8");
+    let (status, error) = server
+        .call(
+            Method::POST,
+            "/api/partner/messages",
+            Some(&partner.key),
+            Some(&new_one),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    assert_eq!(error_code(&error), "conversation_closed");
+
+    let (status, again) = server
+        .call(
+            Method::POST,
+            "/api/partner/messages",
+            Some(&partner.key),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again, first);
+    assert_eq!(db.count("messages").await, 1);
 }

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{json, Value};
 use support::{Backend, Partner, Server, TestDb, WsClient};
 
@@ -19,12 +19,7 @@ async fn two_instances_share_one_database() {
     let b = Server::start(&db).await;
     let partner = a.register("Acme").await;
     let agent = b.agent("agent@example.com", false).await;
-    let mut staff = WsClient::ready(
-        &b,
-        &format!("clientId={}&token={}", agent.client_id(), agent.token),
-        None,
-    )
-    .await;
+    let mut staff = WsClient::agent(&b, &agent).await;
 
     // A conversation opened on A reaches the queue on B.
     let conversation = a.conversation(&partner, "ann").await;
@@ -33,7 +28,7 @@ async fn two_instances_share_one_database() {
         conversation
     );
     let token = a.session(&partner, "ann").await;
-    let mut ann = WsClient::ready(&a, &format!("clientId=ann&token={token}"), None).await;
+    let mut ann = WsClient::customer(&a, "ann", &token).await;
 
     // Customer on A -> agent on B.
     ann.send(&json!({"type": "message", "payload": {"conversationId": conversation, "content": "from A", "clientMessageId": "a1"}}))
@@ -44,15 +39,7 @@ async fn two_instances_share_one_database() {
     );
 
     // Agent on B takes it and answers -> customer on A.
-    let (status, _) = b
-        .call(
-            Method::POST,
-            &format!("/api/agent/conversations/{conversation}/assign"),
-            Some(&agent.token),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    b.assign(&agent, conversation).await;
     assert_eq!(ann.until("status").await["payload"]["status"], "active");
     staff.expect("status").await;
     staff

@@ -18,11 +18,10 @@ async fn partners_are_isolated(backend: Backend) {
         .say(&a, conversation, "customer-1", "private to A")
         .await;
     server
-        .call(
-            Method::PATCH,
-            "/api/customers/customer-1",
-            Some(&a.key),
-            Some(&json!({"name": "Alice", "email": "alice@a.com"})),
+        .patch_customer(
+            &a,
+            "customer-1",
+            &json!({"name": "Alice", "email": "alice@a.com"}),
         )
         .await;
 

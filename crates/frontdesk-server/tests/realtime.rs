@@ -2,7 +2,6 @@
 
 mod support;
 
-use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::{assert_timestamp, error_code, keys, Backend, Ended, Server, TestDb, WsClient};
 
@@ -61,10 +60,9 @@ async fn the_handshake_needs_credentials_for_the_client_id(backend: Backend) {
     );
 
     // Each kind of credential works for its own clientId.
-    let mut customer = WsClient::ready(&server, &format!("clientId=ann&token={token}"), None).await;
+    let mut customer = WsClient::customer(&server, "ann", &token).await;
     let mut proxied = WsClient::ready(&server, "clientId=ann", Some(&partner.key)).await;
-    let agent_query = format!("clientId={}&token={}", agent.client_id(), agent.token);
-    let mut staff = WsClient::ready(&server, &agent_query, None).await;
+    let mut staff = WsClient::agent(&server, &agent).await;
     let header_query = format!("clientId={}", agent.client_id());
     let mut staff_header = WsClient::ready(&server, &header_query, Some(&agent.token)).await;
     for client in [&mut customer, &mut proxied, &mut staff, &mut staff_header] {
@@ -78,12 +76,7 @@ async fn frames_flow_both_ways(backend: Backend) {
     let server = Server::start(&db).await;
     let partner = server.register("Acme").await;
     let agent = server.agent("agent@example.com", false).await;
-    let mut staff = WsClient::ready(
-        &server,
-        &format!("clientId={}&token={}", agent.client_id(), agent.token),
-        None,
-    )
-    .await;
+    let mut staff = WsClient::agent(&server, &agent).await;
     let conversation = server.conversation(&partner, "customer-12345").await;
 
     // A new conversation reaches the agents' queue.
@@ -95,12 +88,7 @@ async fn frames_flow_both_ways(backend: Backend) {
     assert!(queued["cursor"].is_i64());
 
     let token = server.session(&partner, "customer-12345").await;
-    let mut customer = WsClient::ready(
-        &server,
-        &format!("clientId=customer-12345&token={token}"),
-        None,
-    )
-    .await;
+    let mut customer = WsClient::customer(&server, "customer-12345", &token).await;
 
     // The guide's message frame: stored, acknowledged with its clientMessageId, fanned out.
     customer
@@ -154,15 +142,7 @@ async fn frames_flow_both_ways(backend: Backend) {
     );
 
     // The agent takes it: both sides hear the status change.
-    let (status, _) = server
-        .call(
-            Method::POST,
-            &format!("/api/agent/conversations/{conversation}/assign"),
-            Some(&agent.token),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    server.assign(&agent, conversation).await;
     let expected = json!({"conversationId": conversation, "status": "active", "agentId": agent.id});
     assert_eq!(customer.expect("status").await["payload"], expected);
     assert_eq!(staff.expect("status").await["payload"], expected);
@@ -213,11 +193,10 @@ async fn frames_flow_both_ways(backend: Backend) {
 
     // A birthdate makes a Flashback profile, announced to the customer and to agents.
     server
-        .call(
-            Method::PATCH,
-            "/api/customers/customer-12345",
-            Some(&partner.key),
-            Some(&json!({"birthdate": "1990-01-15"})),
+        .patch_customer(
+            &partner,
+            "customer-12345",
+            &json!({"birthdate": "1990-01-15"}),
         )
         .await;
     let flashback = customer.until("flashback").await;
@@ -243,53 +222,27 @@ async fn rest_messages_reach_websockets(backend: Backend) {
     let agent = server.agent("agent@example.com", false).await;
     let conversation = server.conversation(&partner, "ann").await;
     let token = server.session(&partner, "ann").await;
-    let mut customer = WsClient::ready(&server, &format!("clientId=ann&token={token}"), None).await;
-    let mut staff = WsClient::ready(
-        &server,
-        &format!("clientId={}&token={}", agent.client_id(), agent.token),
-        None,
-    )
-    .await;
+    let mut customer = WsClient::customer(&server, "ann", &token).await;
+    let mut staff = WsClient::agent(&server, &agent).await;
 
     // A partner's REST message reaches the customer's sockets and the queue.
     let posted = server.say(&partner, conversation, "ann", "via REST").await;
     assert_eq!(customer.expect("message").await["payload"], posted);
     assert_eq!(staff.expect("message").await["payload"], posted);
 
-    server
-        .call(
-            Method::POST,
-            &format!("/api/agent/conversations/{conversation}/assign"),
-            Some(&agent.token),
-            None,
-        )
-        .await;
+    server.assign(&agent, conversation).await;
     customer.expect("status").await;
     staff.expect("status").await;
 
     // An agent's REST message reaches the customer.
-    let (status, sent) = server
-        .call(
-            Method::POST,
-            &format!("/api/agent/conversations/{conversation}/messages"),
-            Some(&agent.token),
-            Some(&json!({"content": "Answer via REST"})),
-        )
+    let sent = server
+        .agent_reply(&agent, conversation, "Answer via REST")
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{sent}");
     assert_eq!(customer.expect("message").await["payload"], sent);
     assert_eq!(staff.expect("message").await["payload"], sent);
 
     // The agent reads over REST: the customer hears the receipt.
-    let (status, _) = server
-        .call(
-            Method::POST,
-            &format!("/api/agent/conversations/{conversation}/read"),
-            Some(&agent.token),
-            Some(&json!({"messageId": posted["id"]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    server.mark_read(&agent, conversation, &posted["id"]).await;
     let receipt = customer.expect("read").await;
     assert_eq!(
         receipt["payload"],
@@ -297,14 +250,7 @@ async fn rest_messages_reach_websockets(backend: Backend) {
     );
 
     // Closing is announced, and the customer can no longer write.
-    server
-        .call(
-            Method::POST,
-            &format!("/api/agent/conversations/{conversation}/close"),
-            Some(&agent.token),
-            None,
-        )
-        .await;
+    server.close(&agent, conversation).await;
     assert_eq!(
         customer.until("status").await["payload"]["status"],
         "closed"
@@ -324,7 +270,7 @@ async fn bad_frames_get_errors_and_the_socket_stays_open(backend: Backend) {
     let mine = server.conversation(&partner, "ann").await;
     let theirs = server.conversation(&partner, "bob").await;
     let token = server.session(&partner, "ann").await;
-    let mut ann = WsClient::ready(&server, &format!("clientId=ann&token={token}"), None).await;
+    let mut ann = WsClient::customer(&server, "ann", &token).await;
     ann.expect_quiet().await;
 
     let bad: Vec<(String, &str)> = vec![
@@ -416,29 +362,12 @@ async fn reconnecting_with_since_replays_exactly_what_was_missed(backend: Backen
                 .await,
         );
     }
-    server
-        .call(
-            Method::POST,
-            &format!("/api/agent/conversations/{conversation}/assign"),
-            Some(&agent.token),
-            None,
-        )
-        .await;
-    let (_, reply) = server
-        .call(
-            Method::POST,
-            &format!("/api/agent/conversations/{conversation}/messages"),
-            Some(&agent.token),
-            Some(&json!({"content": "while you were away"})),
-        )
+    server.assign(&agent, conversation).await;
+    let reply = server
+        .agent_reply(&agent, conversation, "while you were away")
         .await;
     server
-        .call(
-            Method::POST,
-            &format!("/api/agent/conversations/{conversation}/read"),
-            Some(&agent.token),
-            Some(&json!({"messageId": missed[2]["id"]})),
-        )
+        .mark_read(&agent, conversation, &missed[2]["id"])
         .await;
 
     let mut ann = WsClient::connect(&server, &format!("{query}&since={cursor}"), None)

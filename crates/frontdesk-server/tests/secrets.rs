@@ -2,8 +2,6 @@
 
 mod support;
 
-use reqwest::{Method, StatusCode};
-use serde_json::json;
 use support::{Backend, Server, TestDb};
 
 on_both_backends!(keys_are_stored_hashed);
@@ -12,16 +10,7 @@ async fn keys_are_stored_hashed(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = Server::start(&db).await;
     let partner = server.register("Acme").await;
-    let (status, session) = server
-        .call(
-            Method::POST,
-            "/api/partner/sessions",
-            Some(&partner.key),
-            Some(&json!({"customerId": "customer-1"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let token = session["token"].as_str().unwrap_or_default().to_owned();
+    let token = server.session(&partner, "customer-1").await;
     // The random part alone, so a stored copy with another prefix would still be found.
     let secrets = [&partner.key[4..], &token[4..]];
 

@@ -8,10 +8,22 @@ pub mod server;
 pub mod ws;
 
 pub use db::{Backend, TestDb};
-pub use server::{Partner, Server};
+pub use server::{Agent, Partner, Server};
 pub use ws::{Ended, WsClient};
 
 use serde_json::Value;
+
+/// A fresh database and server on `backend`, with partner "Acme" and one conversation for `customer`.
+pub async fn start_with_conversation(
+    backend: Backend,
+    customer: &str,
+) -> (TestDb, Server, Partner, i64) {
+    let db = TestDb::new(backend).await;
+    let server = Server::start(&db).await;
+    let partner = server.register("Acme").await;
+    let conversation = server.conversation(&partner, customer).await;
+    (db, server, partner, conversation)
+}
 
 /// Runs an async test body once per backend: `mod name { sqlite, postgres }`.
 #[macro_export]

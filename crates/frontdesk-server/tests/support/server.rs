@@ -29,6 +29,11 @@ impl Agent {
     pub fn client_id(&self) -> String {
         format!("agent-{}", self.id)
     }
+
+    /// The WebSocket query that signs this agent in with its token.
+    pub fn ws_query(&self) -> String {
+        format!("clientId={}&token={}", self.client_id(), self.token)
+    }
 }
 
 /// A registered partner.
@@ -140,25 +145,10 @@ impl Server {
         body: Option<&Value>,
     ) -> (StatusCode, Value) {
         let mut request = self.client.request(method, self.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{path}: {e:?}\nserver log:\n{}", self.log()));
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        let json = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("{path} answered {status} with non-JSON {text:?}: {e}"))
-        };
-        (status, json)
+        self.send(request, path, token, true).await
     }
 
     /// Sends raw bytes as the body (for malformed JSON).
@@ -169,11 +159,22 @@ impl Server {
         token: Option<&str>,
         body: Vec<u8>,
     ) -> (StatusCode, Value) {
-        let mut request = self
+        let request = self
             .client
             .request(method, self.url(path))
             .header("content-type", "application/json")
             .body(body);
+        self.send(request, path, token, false).await
+    }
+
+    /// Adds the bearer token, sends, and parses the JSON answer (empty is `Null` if `empty_ok`).
+    async fn send(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        path: &str,
+        token: Option<&str>,
+        empty_ok: bool,
+    ) -> (StatusCode, Value) {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -183,9 +184,27 @@ impl Server {
             .unwrap_or_else(|e| panic!("{path}: {e:?}\nserver log:\n{}", self.log()));
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
-        let json = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{path} answered {status} with non-JSON {text:?}: {e}"));
+        let json = if empty_ok && text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{path} answered {status} with non-JSON {text:?}: {e}"))
+        };
         (status, json)
+    }
+
+    /// Like `call`, but asserts the status is `expected`; returns the JSON body.
+    async fn call_expecting(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        expected: StatusCode,
+    ) -> Value {
+        let (status, body) = self.call(method, path, token, body).await;
+        assert_eq!(status, expected, "{path}: {body}");
+        body
     }
 
     /// Creates an agent with the real CLI (`frontdesk agent create`), then signs it in.
@@ -226,15 +245,15 @@ impl Server {
         );
         let created: Value = serde_json::from_slice(&output.stdout)
             .unwrap_or_else(|e| panic!("agent create printed no JSON: {e}"));
-        let (status, session) = self
-            .call(
+        let session = self
+            .call_expecting(
                 Method::POST,
                 "/api/agent/login",
                 None,
                 Some(&json!({"email": email, "password": password})),
+                StatusCode::OK,
             )
             .await;
-        assert_eq!(status, StatusCode::OK, "{session}");
         Agent {
             id: created["id"]
                 .as_i64()
@@ -245,28 +264,15 @@ impl Server {
 
     /// A customer session token.
     pub async fn session(&self, partner: &Partner, customer: &str) -> String {
-        let (status, body) = self
-            .call(
-                Method::POST,
-                "/api/partner/sessions",
-                Some(&partner.key),
-                Some(&json!({"customerId": customer})),
-            )
+        let body = self
+            .for_customer("/api/partner/sessions", partner, customer)
             .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
         body["token"].as_str().unwrap_or_default().to_owned()
     }
 
     pub async fn register(&self, name: &str) -> Partner {
-        let (status, body) = self
-            .call(
-                Method::POST,
-                "/api/partner/register",
-                None,
-                Some(&json!({ "name": name, "domain": "example.com" })),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let body = json!({ "name": name, "domain": "example.com" });
+        let body = self.created("/api/partner/register", None, &body).await;
         Partner {
             id: body["partnerId"].as_str().unwrap_or_default().to_owned(),
             key: body["apiKey"].as_str().unwrap_or_default().to_owned(),
@@ -275,18 +281,30 @@ impl Server {
 
     /// Creates a conversation and returns its id.
     pub async fn conversation(&self, partner: &Partner, customer: &str) -> i64 {
-        let (status, body) = self
-            .call(
-                Method::POST,
-                "/api/partner/conversations",
-                Some(&partner.key),
-                Some(&json!({ "customerId": customer })),
-            )
+        let body = self
+            .for_customer("/api/partner/conversations", partner, customer)
             .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
         body["id"]
             .as_i64()
             .unwrap_or_else(|| panic!("no id in {body}"))
+    }
+
+    /// Posts `message` to `/api/partner/messages` with `token`, asserts 201, returns the message.
+    pub async fn post_message(&self, token: &str, message: &Value) -> Value {
+        self.created("/api/partner/messages", Some(token), message)
+            .await
+    }
+
+    /// POSTs `{"customerId": customer}` to `path` with the partner's key, asserts 201.
+    async fn for_customer(&self, path: &str, partner: &Partner, customer: &str) -> Value {
+        let body = json!({ "customerId": customer });
+        self.created(path, Some(&partner.key), &body).await
+    }
+
+    /// POSTs `body` to `path`, asserts 201, returns the created resource.
+    async fn created(&self, path: &str, token: Option<&str>, body: &Value) -> Value {
+        self.call_expecting(Method::POST, path, token, Some(body), StatusCode::CREATED)
+            .await
     }
 
     /// Posts a customer message and returns the stored message.
@@ -297,21 +315,75 @@ impl Server {
         customer: &str,
         text: &str,
     ) -> Value {
-        let (status, body) = self
-            .call(
-                Method::POST,
-                "/api/partner/messages",
-                Some(&partner.key),
-                Some(&json!({
-                    "conversationId": conversation,
-                    "senderId": customer,
-                    "content": text,
-                    "isFromAgent": false
-                })),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body
+        self.post_message(
+            &partner.key,
+            &json!({
+                "conversationId": conversation,
+                "senderId": customer,
+                "content": text,
+                "isFromAgent": false
+            }),
+        )
+        .await
+    }
+
+    /// PATCHes a customer's profile with the partner's key, asserts 200, returns the customer.
+    pub async fn patch_customer(&self, partner: &Partner, customer: &str, fields: &Value) -> Value {
+        let path = format!("/api/customers/{customer}");
+        self.call_expecting(
+            Method::PATCH,
+            &path,
+            Some(&partner.key),
+            Some(fields),
+            StatusCode::OK,
+        )
+        .await
+    }
+
+    /// POSTs to an agent conversation route, asserts `expected`, returns the body.
+    async fn agent_action(
+        &self,
+        agent: &Agent,
+        conversation: i64,
+        action: &str,
+        body: Option<&Value>,
+        expected: StatusCode,
+    ) -> Value {
+        let path = format!("/api/agent/conversations/{conversation}/{action}");
+        self.call_expecting(Method::POST, &path, Some(&agent.token), body, expected)
+            .await
+    }
+
+    /// The agent takes the conversation (asserts 200); returns the conversation.
+    pub async fn assign(&self, agent: &Agent, conversation: i64) -> Value {
+        self.agent_action(agent, conversation, "assign", None, StatusCode::OK)
+            .await
+    }
+
+    /// The agent answers in a conversation it holds (asserts 201); returns the message.
+    pub async fn agent_reply(&self, agent: &Agent, conversation: i64, content: &str) -> Value {
+        let body = json!({ "content": content });
+        self.agent_action(
+            agent,
+            conversation,
+            "messages",
+            Some(&body),
+            StatusCode::CREATED,
+        )
+        .await
+    }
+
+    /// The agent marks the customer's messages read up to `message_id` (asserts 200).
+    pub async fn mark_read(&self, agent: &Agent, conversation: i64, message_id: &Value) -> Value {
+        let body = json!({ "messageId": message_id });
+        self.agent_action(agent, conversation, "read", Some(&body), StatusCode::OK)
+            .await
+    }
+
+    /// The agent closes the conversation (asserts 200); returns the conversation.
+    pub async fn close(&self, agent: &Agent, conversation: i64) -> Value {
+        self.agent_action(agent, conversation, "close", None, StatusCode::OK)
+            .await
     }
 
     /// The whole history, paged with `after` (one page holds at most 1,000).
@@ -319,15 +391,10 @@ impl Server {
         let mut all: Vec<Value> = Vec::new();
         loop {
             let after = all.last().and_then(|m| m["id"].as_i64()).unwrap_or(0);
-            let (status, body) = self
-                .call(
-                    Method::GET,
-                    &format!("/api/partner/messages/{conversation}?after={after}"),
-                    Some(&partner.key),
-                    None,
-                )
+            let path = format!("/api/partner/messages/{conversation}?after={after}");
+            let body = self
+                .call_expecting(Method::GET, &path, Some(&partner.key), None, StatusCode::OK)
                 .await;
-            assert_eq!(status, StatusCode::OK, "{body}");
             let page = body
                 .as_array()
                 .cloned()

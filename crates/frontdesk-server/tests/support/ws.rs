@@ -6,10 +6,12 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use super::server::Agent;
 use super::Server;
 
 /// How long a test waits for a frame it expects.
@@ -28,21 +30,26 @@ pub enum Ended {
     Dropped,
 }
 
+/// The upgrade request for `url`, with the bearer header when given.
+fn upgrade_request(url: String, bearer: Option<&str>) -> Request {
+    let mut request = url
+        .into_client_request()
+        .unwrap_or_else(|e| panic!("bad url: {e}"));
+    if let Some(token) = bearer {
+        let value = format!("Bearer {token}")
+            .parse()
+            .unwrap_or_else(|e| panic!("bad header: {e}"));
+        request.headers_mut().insert("authorization", value);
+    }
+    request
+}
+
 impl WsClient {
     /// Connects to `/ws?{query}`, optionally with a bearer header; `Err(status)` when the
     /// server refuses the upgrade.
     pub async fn connect(server: &Server, query: &str, bearer: Option<&str>) -> Result<Self, u16> {
         let url = format!("{}/ws?{query}", server.base.replacen("http", "ws", 1));
-        let mut request = url
-            .into_client_request()
-            .unwrap_or_else(|e| panic!("bad url: {e}"));
-        if let Some(token) = bearer {
-            let value = format!("Bearer {token}")
-                .parse()
-                .unwrap_or_else(|e| panic!("bad header: {e}"));
-            request.headers_mut().insert("authorization", value);
-        }
-        match tokio_tungstenite::connect_async(request).await {
+        match tokio_tungstenite::connect_async(upgrade_request(url, bearer)).await {
             Ok((stream, _)) => Ok(Self { stream, cursor: 0 }),
             Err(Error::Http(response)) => Err(response.status().as_u16()),
             Err(other) => panic!("websocket connect failed: {other}"),
@@ -63,16 +70,7 @@ impl WsClient {
             .connect(addr)
             .await
             .unwrap_or_else(|e| panic!("connect: {e}"));
-        let url = format!("ws://{addr}/ws?{query}");
-        let mut request = url
-            .into_client_request()
-            .unwrap_or_else(|e| panic!("bad url: {e}"));
-        if let Some(token) = bearer {
-            let value = format!("Bearer {token}")
-                .parse()
-                .unwrap_or_else(|e| panic!("bad header: {e}"));
-            request.headers_mut().insert("authorization", value);
-        }
+        let request = upgrade_request(format!("ws://{addr}/ws?{query}"), bearer);
         let (stream, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp))
             .await
             .unwrap_or_else(|e| panic!("websocket connect failed: {e}"));
@@ -86,6 +84,16 @@ impl WsClient {
             .unwrap_or_else(|status| panic!("upgrade refused with {status} for {query}"));
         client.expect("ready").await;
         client
+    }
+
+    /// An agent signed in with its token in the query, after `ready`.
+    pub async fn agent(server: &Server, agent: &Agent) -> Self {
+        Self::ready(server, &agent.ws_query(), None).await
+    }
+
+    /// A customer signed in with a session token in the query, after `ready`.
+    pub async fn customer(server: &Server, customer: &str, token: &str) -> Self {
+        Self::ready(server, &format!("clientId={customer}&token={token}"), None).await
     }
 
     pub async fn send(&mut self, frame: &Value) {
