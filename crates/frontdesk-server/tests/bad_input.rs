@@ -151,14 +151,7 @@ async fn bad_messages_change_nothing(backend: Backend) {
         ),
     ];
     for (what, body, expected, code) in cases {
-        let (status, error) = server
-            .call(
-                Method::POST,
-                "/api/partner/messages",
-                Some(&partner.key),
-                Some(&body),
-            )
-            .await;
+        let (status, error) = server.send_message(&partner.key, &body).await;
         assert_eq!(status, expected, "{what}: {error}");
         assert_eq!(error_code(&error), code, "{what}");
     }

@@ -2,7 +2,7 @@
 
 mod support;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 use support::{error_code, Backend};
 
@@ -22,24 +22,10 @@ async fn retries_store_one_message(backend: Backend) {
         "metadata": {"commandType": "order_lookup", "value": "ORD-1"},
         "clientMessageId": "offline-queue-1"
     });
-    let (status, first) = server
-        .call(
-            Method::POST,
-            "/api/partner/messages",
-            Some(&partner.key),
-            Some(&body),
-        )
-        .await;
+    let (status, first) = server.send_message(&partner.key, &body).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(first["clientMessageId"], "offline-queue-1");
-    let (status, again) = server
-        .call(
-            Method::POST,
-            "/api/partner/messages",
-            Some(&partner.key),
-            Some(&body),
-        )
-        .await;
+    let (status, again) = server.send_message(&partner.key, &body).await;
     assert_eq!(status, StatusCode::OK, "a replay is not a new message");
     assert_eq!(again, first);
     assert_eq!(
@@ -51,28 +37,14 @@ async fn retries_store_one_message(backend: Backend) {
     let other = server.conversation(&partner, "customer-1").await;
     let mut elsewhere = body.clone();
     elsewhere["conversationId"] = json!(other);
-    let (status, third) = server
-        .call(
-            Method::POST,
-            "/api/partner/messages",
-            Some(&partner.key),
-            Some(&elsewhere),
-        )
-        .await;
+    let (status, third) = server.send_message(&partner.key, &elsewhere).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_ne!(third["id"], first["id"]);
 
     // Reusing it for different content is a conflict, not a silent overwrite.
     let mut changed = body.clone();
     changed["content"] = json!("something else");
-    let (status, error) = server
-        .call(
-            Method::POST,
-            "/api/partner/messages",
-            Some(&partner.key),
-            Some(&changed),
-        )
-        .await;
+    let (status, error) = server.send_message(&partner.key, &changed).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(error_code(&error), "idempotency_conflict");
     assert_eq!(db.count("messages").await, 2);
@@ -87,14 +59,7 @@ async fn concurrent_retries_store_one_message(backend: Backend) {
         "content": "sent from a flaky network",
         "clientMessageId": "retry-storm"
     });
-    let sends = (0..10).map(|_| {
-        server.call(
-            Method::POST,
-            "/api/partner/messages",
-            Some(&partner.key),
-            Some(&body),
-        )
-    });
+    let sends = (0..10).map(|_| server.send_message(&partner.key, &body));
     let results = futures_util::future::join_all(sends).await;
     let created = results
         .iter()
@@ -133,25 +98,11 @@ async fn a_retry_after_the_conversation_closed_gets_the_stored_message(backend: 
 
     let mut new_one = body.clone();
     new_one["clientMessageId"] = json!("queued-8");
-    let (status, error) = server
-        .call(
-            Method::POST,
-            "/api/partner/messages",
-            Some(&partner.key),
-            Some(&new_one),
-        )
-        .await;
+    let (status, error) = server.send_message(&partner.key, &new_one).await;
     assert_eq!(status, StatusCode::CONFLICT, "{error}");
     assert_eq!(error_code(&error), "conversation_closed");
 
-    let (status, again) = server
-        .call(
-            Method::POST,
-            "/api/partner/messages",
-            Some(&partner.key),
-            Some(&body),
-        )
-        .await;
+    let (status, again) = server.send_message(&partner.key, &body).await;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again, first);
     assert_eq!(db.count("messages").await, 1);

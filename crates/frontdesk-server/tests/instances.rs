@@ -5,7 +5,6 @@ mod support;
 
 use std::time::Duration;
 
-use reqwest::Method;
 use serde_json::{json, Value};
 use support::{Backend, Partner, Server, TestDb, WsClient};
 
@@ -96,14 +95,7 @@ async fn post_with_retry(
 ) -> Value {
     let body = json!({"conversationId": conversation, "senderId": "ann", "content": text, "clientMessageId": text});
     for _ in 0..50 {
-        let (status, message) = server
-            .call(
-                Method::POST,
-                "/api/partner/messages",
-                Some(&partner.key),
-                Some(&body),
-            )
-            .await;
+        let (status, message) = server.send_message(&partner.key, &body).await;
         if status.is_success() {
             return message;
         }

@@ -295,6 +295,18 @@ impl Server {
             .await
     }
 
+    /// Posts `message` to `/api/partner/messages` with `token`; the status is the caller's to
+    /// check (for tests about the answer itself).
+    pub async fn send_message(&self, token: &str, message: &Value) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            "/api/partner/messages",
+            Some(token),
+            Some(message),
+        )
+        .await
+    }
+
     /// POSTs `{"customerId": customer}` to `path` with the partner's key, asserts 201.
     async fn for_customer(&self, path: &str, partner: &Partner, customer: &str) -> Value {
         let body = json!({ "customerId": customer });
