@@ -37,7 +37,7 @@ impl Store {
     /// A new agent; an email already in use is `Duplicate`.
     pub async fn create_agent(&self, signup: &AgentSignup) -> Result<Agent, StoreError> {
         let at = now().as_utc();
-        let mut db = self.pool.get().await?;
+        let (_turn, mut db) = self.pool.write().await?;
         let created: Result<AgentRow, StoreError> = with_conn!(db, |conn| {
             diesel::insert_into(agents::table)
                 .values((
@@ -99,7 +99,7 @@ impl Store {
     ) -> Result<Timestamp, StoreError> {
         let created = now();
         let expires = Timestamp::new(created.as_offset() + lifetime);
-        let mut db = self.pool.get().await?;
+        let (_turn, mut db) = self.pool.write().await?;
         with_conn!(db, |conn| {
             diesel::insert_into(agent_sessions::table)
                 .values((
@@ -138,7 +138,7 @@ impl Store {
 
     /// Ends a session (logout). Unknown tokens are fine: the outcome is the same.
     pub async fn end_agent_session(&self, token: &SecretHash) -> Result<(), StoreError> {
-        let mut db = self.pool.get().await?;
+        let (_turn, mut db) = self.pool.write().await?;
         with_conn!(db, |conn| {
             diesel::delete(agent_sessions::table.find(token.as_str()))
                 .execute(conn)

@@ -31,7 +31,7 @@ impl Store {
             created_at: at,
             updated_at: at,
         };
-        let mut db = self.pool.get().await?;
+        let (_turn, mut db) = self.pool.write().await?;
         let created: Conversation = with_conn!(db, |conn| {
             conn.transaction::<_, StoreError, _>(async move |conn| {
                 ensure_customer!(conn, partner.0, customer.as_str(), at)?;

@@ -72,7 +72,7 @@ impl Store {
             created_at: at,
             updated_at: at,
         };
-        let mut db = self.pool.get().await?;
+        let (_turn, mut db) = self.pool.write().await?;
         let customer: Customer = with_conn!(db, |conn| {
             conn.transaction::<_, StoreError, _>(async |conn| {
                 let customer: Customer = diesel::insert_into(customers::table)

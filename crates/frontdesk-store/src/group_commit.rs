@@ -95,7 +95,8 @@ async fn write_batch(pool: &Pool, requests: &[Request]) -> Result<Vec<Outcome>, 
     let mut conversation_ids: Vec<i64> = requests.iter().map(|r| r.draft.conversation_id).collect();
     conversation_ids.sort_unstable();
     conversation_ids.dedup();
-    match &mut pool.get().await? {
+    let (_turn, mut db) = pool.write().await?;
+    match &mut db {
         DbConn::Pg(conn) => {
             conn.transaction::<_, StoreError, _>(async |conn| {
                 let at = now().as_utc();

@@ -40,7 +40,7 @@ impl Store {
     }
 
     async fn change_status(&self, id: i64, change: Change) -> Result<Conversation, StoreError> {
-        let mut db = self.pool.get().await?;
+        let (_turn, mut db) = self.pool.write().await?;
         let (after, emitted): (Conversation, bool) = with_conn!(db, |conn| {
             conn.transaction::<_, StoreError, _>(async move |conn| {
                 let at = now().as_utc();
@@ -101,7 +101,7 @@ impl Store {
         up_to: i64,
     ) -> Result<Option<i64>, StoreError> {
         let reader_is_agent = matches!(reader, Viewer::Agent(_));
-        let mut db = self.pool.get().await?;
+        let (_turn, mut db) = self.pool.write().await?;
         let marked: Option<i64> = with_conn!(db, |conn| {
             conn.transaction::<_, StoreError, _>(async move |conn| {
                 let at = now().as_utc();

@@ -22,7 +22,7 @@ impl Store {
             api_key_hash: api_key.as_str(),
             created_at: now().as_utc(),
         };
-        let mut db = self.pool.get().await?;
+        let (_turn, mut db) = self.pool.write().await?;
         let created: PartnerRow = with_conn!(db, |conn| {
             diesel::insert_into(partners::table)
                 .values(&row)

@@ -38,7 +38,7 @@ impl Store {
             created_at: created.as_utc(),
             expires_at: expires_at.as_utc(),
         };
-        let mut db = self.pool.get().await?;
+        let (_turn, mut db) = self.pool.write().await?;
         with_conn!(db, |conn| {
             conn.transaction::<_, StoreError, _>(async move |conn| {
                 {
