@@ -1,13 +1,15 @@
 //! Writing many rows at once, per backend, inside the caller's transaction. PostgreSQL takes
 //! one statement per step whatever the batch size (arrays through `unnest`, so the statement
-//! text never changes and stays prepared): every statement is a round trip, and on a busy
+//! text never changes and is prepared once per connection): every statement is a round trip, and on a busy
 //! server the round trips were most of a batch's time. Through the async SQLite wrapper every
 //! statement is a hop to a blocking thread, and diesel's multi-row insert exists only for the
 //! synchronous connection, so SQLite runs each step in one blocking call on the connection.
 
 use std::future::Future;
 
-use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamp};
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamp, Untyped};
 use diesel::{ExpressionMethods, QueryDsl, QueryResult, SelectableHelper};
 use diesel_async::AsyncPgConnection;
 use time::PrimitiveDateTime;
@@ -44,19 +46,19 @@ pub(crate) trait BatchWrites {
 /// their conversations, which sees only the rows really inserted.
 const PG_INSERT_MESSAGES: &str = "\
 WITH input AS (
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::boolean[], $5::text[], $6::text[])
+    SELECT * FROM unnest(?::bigint[], ?::text[], ?::text[], ?::boolean[], ?::text[], ?::text[])
         WITH ORDINALITY AS t (conversation_id, sender_id, content, is_from_agent, metadata,
                               client_message_id, position)
 ), inserted AS (
     INSERT INTO messages (conversation_id, sender_id, content, is_from_agent, created_at,
                           read_status, metadata, client_message_id)
-    SELECT conversation_id, sender_id, content, is_from_agent, $7, FALSE, metadata,
+    SELECT conversation_id, sender_id, content, is_from_agent, ?, FALSE, metadata,
            client_message_id
     FROM input ORDER BY position
     ON CONFLICT (conversation_id, client_message_id) DO NOTHING
     RETURNING *
 ), touched AS (
-    UPDATE conversations SET updated_at = $7
+    UPDATE conversations SET updated_at = ?
     WHERE id IN (SELECT conversation_id FROM inserted)
 )
 SELECT * FROM inserted ORDER BY id";
@@ -67,8 +69,8 @@ const PG_INSERT_EVENTS: &str = "\
 INSERT INTO events (kind, partner_id, customer_id, conversation_id, agent_id, all_agents,
                     payload, created_at)
 SELECT kind, partner_id, customer_id, conversation_id, agent_id, all_agents, payload, created_at
-FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::boolean[],
-            $7::text[], $8::timestamp[])
+FROM unnest(?::text[], ?::bigint[], ?::text[], ?::bigint[], ?::bigint[], ?::boolean[],
+            ?::text[], ?::timestamp[])
     WITH ORDINALITY AS t (kind, partner_id, customer_id, conversation_id, agent_id, all_agents,
                           payload, created_at, position)
 ORDER BY position";
@@ -94,23 +96,17 @@ impl BatchWrites for AsyncPgConnection {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let column = |f: fn(&NewMessageRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
-        let stored: Vec<MessageRow> = diesel::sql_query(PG_INSERT_MESSAGES)
-            .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.conversation_id).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(column(|r| r.sender_id.clone()))
-            .bind::<Array<Text>, _>(column(|r| r.content.clone()))
-            .bind::<Array<Bool>, _>(rows.iter().map(|r| r.is_from_agent).collect::<Vec<_>>())
-            .bind::<Array<Nullable<Text>>, _>(
-                rows.iter().map(|r| r.metadata.clone()).collect::<Vec<_>>(),
-            )
-            .bind::<Array<Nullable<Text>>, _>(
-                rows.iter()
-                    .map(|r| r.client_message_id.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind::<Timestamp, _>(at)
-            .load(self)
-            .await?;
+        let statement = PgInsertMessages {
+            conversation_id: rows.iter().map(|r| r.conversation_id).collect(),
+            sender_id: rows.iter().map(|r| r.sender_id.clone()).collect(),
+            content: rows.iter().map(|r| r.content.clone()).collect(),
+            is_from_agent: rows.iter().map(|r| r.is_from_agent).collect(),
+            metadata: rows.iter().map(|r| r.metadata.clone()).collect(),
+            client_message_id: rows.iter().map(|r| r.client_message_id.clone()).collect(),
+            created_at: at,
+            updated_at: at,
+        };
+        let stored: Vec<MessageRow> = statement.load(self).await?;
         Ok(match_inserted(&rows, stored))
     }
 
@@ -119,26 +115,74 @@ impl BatchWrites for AsyncPgConnection {
         if rows.is_empty() {
             return Ok(());
         }
-        diesel::sql_query(PG_INSERT_EVENTS)
-            .bind::<Array<Text>, _>(rows.iter().map(|r| r.kind).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.partner_id).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(
-                rows.iter()
-                    .map(|r| r.customer_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind::<Array<Nullable<BigInt>>, _>(
-                rows.iter().map(|r| r.conversation_id).collect::<Vec<_>>(),
-            )
-            .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.agent_id).collect::<Vec<_>>())
-            .bind::<Array<Bool>, _>(rows.iter().map(|r| r.all_agents).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(rows.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
-            .bind::<Array<Timestamp>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
-            .execute(self)
-            .await
-            .map(drop)
+        let statement = PgInsertEvents {
+            kind: rows.iter().map(|r| r.kind).collect(),
+            partner_id: rows.iter().map(|r| r.partner_id).collect(),
+            customer_id: rows.iter().map(|r| r.customer_id.clone()).collect(),
+            conversation_id: rows.iter().map(|r| r.conversation_id).collect(),
+            agent_id: rows.iter().map(|r| r.agent_id).collect(),
+            all_agents: rows.iter().map(|r| r.all_agents).collect(),
+            created_at: rows.iter().map(|r| r.created_at).collect(),
+            payload: rows.into_iter().map(|r| r.payload).collect(),
+        };
+        statement.execute(self).await.map(drop)
     }
 }
+
+/// The two array-bound statements as query types of their own: `sql_query` is never kept
+/// prepared (diesel-async would parse it again on every call, a round trip more), while a type
+/// with a static query id is prepared once per connection.
+macro_rules! array_statement {
+    ($name:ident, $sql:expr, $( $field:ident: $rust:ty => $sql_type:ty ),+ $(,)?) => {
+        struct $name {
+            $( $field: $rust, )+
+        }
+
+        impl QueryId for $name {
+            type QueryId = Self;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+
+        impl Query for $name {
+            type SqlType = Untyped;
+        }
+
+        impl QueryFragment<Pg> for $name {
+            fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+                // The text has one `?` per bind, in the order of the fields.
+                let mut text = $sql.split('?');
+                out.push_sql(text.next().unwrap_or_default());
+                $(
+                    out.push_bind_param::<$sql_type, _>(&self.$field)?;
+                    out.push_sql(text.next().unwrap_or_default());
+                )+
+                Ok(())
+            }
+        }
+    };
+}
+
+array_statement!(PgInsertMessages, PG_INSERT_MESSAGES,
+    conversation_id: Vec<i64> => Array<BigInt>,
+    sender_id: Vec<String> => Array<Text>,
+    content: Vec<String> => Array<Text>,
+    is_from_agent: Vec<bool> => Array<Bool>,
+    metadata: Vec<Option<String>> => Array<Nullable<Text>>,
+    client_message_id: Vec<Option<String>> => Array<Nullable<Text>>,
+    created_at: PrimitiveDateTime => Timestamp,
+    updated_at: PrimitiveDateTime => Timestamp,
+);
+
+array_statement!(PgInsertEvents, PG_INSERT_EVENTS,
+    kind: Vec<&'static str> => Array<Text>,
+    partner_id: Vec<i64> => Array<BigInt>,
+    customer_id: Vec<String> => Array<Text>,
+    conversation_id: Vec<Option<i64>> => Array<Nullable<BigInt>>,
+    agent_id: Vec<Option<i64>> => Array<Nullable<BigInt>>,
+    all_agents: Vec<bool> => Array<Bool>,
+    payload: Vec<String> => Array<Text>,
+    created_at: Vec<PrimitiveDateTime> => Array<Timestamp>,
+);
 
 impl BatchWrites for SqliteConn {
     async fn lock_conversations(&mut self, ids: Vec<i64>) -> QueryResult<Vec<ConversationRow>> {
@@ -232,8 +276,8 @@ pub(crate) mod sqlite {
 }
 
 /// Pairs each input with the row stored for it. Rows with a `clientMessageId` are matched by
-/// it; the others (which cannot conflict, so all were stored) by order, as PostgreSQL returns
-/// the rows of one multi-row INSERT in the order of its VALUES.
+/// it; the others (which cannot conflict, so all were stored) by order: the statement inserts
+/// in input order (`ORDER BY position`, ids drawn above the sort) and returns by id.
 fn match_inserted(rows: &[NewMessageRow], stored: Vec<MessageRow>) -> Vec<Option<MessageRow>> {
     let mut by_client_id = std::collections::HashMap::new();
     let mut anonymous = std::collections::VecDeque::new();
