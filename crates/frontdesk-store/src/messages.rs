@@ -45,9 +45,10 @@ impl Store {
                 .ok_or(StoreError::NotFound("conversation")),
             Outcome::Failed(error) => match self.replay(viewer, draft).await {
                 Ok(Some(replayed)) => Ok(replayed),
-                // Not found means the refusal stands; a replay that fails says why.
-                Ok(None) | Err(StoreError::NotFound(_)) => Err(error),
-                Err(other) => Err(other),
+                // The id was used for another message: that is the answer a retry needs.
+                Err(mismatch @ StoreError::Rule(DomainError::IdempotencyMismatch)) => Err(mismatch),
+                // No earlier message (or the look-up itself failed): the refusal stands.
+                Ok(None) | Err(_) => Err(error),
             },
         }
     }

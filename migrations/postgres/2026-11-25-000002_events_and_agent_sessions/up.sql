@@ -1,7 +1,7 @@
 -- The event log: every realtime event but typing, stored before anyone sees it. Its id is the
--- `cursor` clients resume from. Writers take a transaction-scoped advisory lock just before
--- inserting an event, so ids commit in id order and a reader tailing `id > last` never skips
--- an event that commits late.
+-- `cursor` clients resume from. A transaction-scoped advisory lock is taken just before an
+-- event is inserted (by a trigger since …000003_event_log_triggers), so ids commit in id order
+-- and a reader tailing `id > last` never skips an event that commits late.
 CREATE TABLE events (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     kind TEXT NOT NULL,
