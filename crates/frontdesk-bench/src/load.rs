@@ -199,6 +199,21 @@ pub struct Written {
 }
 
 impl Written {
+    /// Merges what each writer task recorded; a task that died counts as one error.
+    async fn gather(tasks: Vec<tokio::task::JoinHandle<Written>>) -> Written {
+        let mut all = Written::default();
+        for task in tasks {
+            if let Ok(mut part) = task.await {
+                all.stored.append(&mut part.stored);
+                all.errors += part.errors;
+                all.error_samples.append(&mut part.error_samples);
+            } else {
+                all.errors += 1;
+            }
+        }
+        all
+    }
+
     /// Posts one message to `targets[index]`, recording the stored id or the failure.
     async fn post(
         &mut self,
@@ -277,16 +292,7 @@ pub async fn paced(
             written
         }));
     }
-    let mut all = Written::default();
-    for task in tasks {
-        if let Ok(mut part) = task.await {
-            all.stored.append(&mut part.stored);
-            all.errors += part.errors;
-            all.error_samples.append(&mut part.error_samples);
-        } else {
-            all.errors += 1;
-        }
-    }
+    let mut all = Written::gather(tasks).await;
     // Wake-ups of `stop` after the loop ended are harmless.
     let _ = stop.borrow_and_update();
     all.secs = started.elapsed().as_secs_f64();
@@ -321,16 +327,7 @@ pub async fn one_each(
             written
         }));
     }
-    let mut all = Written::default();
-    for task in tasks {
-        if let Ok(mut part) = task.await {
-            all.stored.append(&mut part.stored);
-            all.errors += part.errors;
-            all.error_samples.append(&mut part.error_samples);
-        } else {
-            all.errors += 1;
-        }
-    }
+    let mut all = Written::gather(tasks).await;
     all.secs = started.elapsed().as_secs_f64();
     all
 }
