@@ -83,24 +83,7 @@ impl FreshDb {
     pub async fn execute(&self, sql: &str) -> Result<()> {
         match self.backend {
             Backend::Postgres => pg_execute(&self.url, sql).await,
-            Backend::Sqlite => {
-                let path = self.sqlite_path();
-                let sql = sql.to_owned();
-                let output = tokio::task::spawn_blocking(move || {
-                    std::process::Command::new("sqlite3")
-                        .arg("-cmd")
-                        .arg(".timeout 30000")
-                        .arg(&path)
-                        .arg(&sql)
-                        .output()
-                })
-                .await?
-                .context("running sqlite3 (apt-get install sqlite3)")?;
-                if !output.status.success() {
-                    bail!("sqlite3: {}", String::from_utf8_lossy(&output.stderr));
-                }
-                Ok(())
-            }
+            Backend::Sqlite => sqlite3(self.sqlite_path(), sql, false).await.map(drop),
         }
     }
 
@@ -119,25 +102,7 @@ impl FreshDb {
                     })
                     .ok_or_else(|| anyhow!("no row from {sql}"))
             }
-            Backend::Sqlite => {
-                let path = self.sqlite_path();
-                let sql = sql.to_owned();
-                let output = tokio::task::spawn_blocking(move || {
-                    std::process::Command::new("sqlite3")
-                        .arg("-readonly")
-                        .arg("-cmd")
-                        .arg(".timeout 30000")
-                        .arg(&path)
-                        .arg(&sql)
-                        .output()
-                })
-                .await?
-                .context("running sqlite3")?;
-                if !output.status.success() {
-                    bail!("sqlite3: {}", String::from_utf8_lossy(&output.stderr));
-                }
-                Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-            }
+            Backend::Sqlite => sqlite3(self.sqlite_path(), sql, true).await,
         }
     }
 
@@ -206,4 +171,25 @@ pub async fn postgres_reachable(admin_url: &str) -> Result<()> {
     let client = pg_connect(admin_url).await?;
     client.simple_query("SELECT 1").await?;
     Ok(())
+}
+
+/// Runs `sql` with the sqlite3 CLI on the database file (outside the server); its output,
+/// trimmed.
+async fn sqlite3(path: impl AsRef<std::ffi::OsStr>, sql: &str, read_only: bool) -> Result<String> {
+    let mut command = std::process::Command::new("sqlite3");
+    if read_only {
+        command.arg("-readonly");
+    }
+    command
+        .arg("-cmd")
+        .arg(".timeout 30000")
+        .arg(path.as_ref())
+        .arg(sql);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await?
+        .context("running sqlite3 (apt-get install sqlite3)")?;
+    if !output.status.success() {
+        bail!("sqlite3: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
