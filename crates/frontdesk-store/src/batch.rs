@@ -1,41 +1,26 @@
-//! Writing many rows at once, per backend, inside the caller's transaction. PostgreSQL takes
-//! one statement per step whatever the batch size (arrays through `unnest`, so the statement
-//! text never changes and is prepared once per connection): every statement is a round trip, and on a busy
-//! server the round trips were most of a batch's time. Through the async SQLite wrapper every
-//! statement is a hop to a blocking thread, and diesel's multi-row insert exists only for the
-//! synchronous connection, so SQLite runs each step in one blocking call on the connection.
+//! Writing many rows at once, per backend, inside the caller's transaction: the steps of a
+//! message batch (module `pg`, module `sqlite`) and event appends (`BatchWrites`, for code
+//! written once for both backends). PostgreSQL takes one statement per step whatever the batch
+//! size (arrays through `unnest`, so the text never changes and is prepared once per
+//! connection): every statement is a round trip, and on a busy server the round trips were
+//! most of a batch's time. SQLite's steps are plain synchronous functions, so a whole batch
+//! runs in one hop to the connection's blocking thread.
 
 use std::future::Future;
 
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamp, Untyped};
-use diesel::{ExpressionMethods, QueryDsl, QueryResult, SelectableHelper};
+use diesel::QueryResult;
 use diesel_async::AsyncPgConnection;
 use time::PrimitiveDateTime;
 
 use crate::events::NewEventRow;
 use crate::pool::SqliteConn;
-use crate::rows::{ConversationRow, MessageRow, NewMessageRow};
-use crate::schema::conversations;
+use crate::rows::{MessageRow, NewMessageRow};
 
+/// Appending events, which every write does inside its own transaction, on either backend.
 pub(crate) trait BatchWrites {
-    /// Locks the conversations (until commit) and returns them as locked, in id order. The
-    /// order is the same for every writer, so two instances' batches cannot deadlock.
-    fn lock_conversations(
-        &mut self,
-        ids: Vec<i64>,
-    ) -> impl Future<Output = QueryResult<Vec<ConversationRow>>> + Send;
-
-    /// Inserts messages, skipping any whose `(conversation, clientMessageId)` is taken, and sets
-    /// `updated_at` of each conversation that got one to `at`; returns for each input its stored
-    /// row, or `None` when it was skipped. Ids follow the input order.
-    fn insert_messages(
-        &mut self,
-        rows: Vec<NewMessageRow>,
-        at: PrimitiveDateTime,
-    ) -> impl Future<Output = QueryResult<Vec<Option<MessageRow>>>> + Send;
-
     fn insert_events(
         &mut self,
         rows: Vec<NewEventRow>,
@@ -75,24 +60,40 @@ FROM unnest(?::text[], ?::bigint[], ?::text[], ?::bigint[], ?::bigint[], ?::bool
                           payload, created_at, position)
 ORDER BY position";
 
-impl BatchWrites for AsyncPgConnection {
-    async fn lock_conversations(&mut self, ids: Vec<i64>) -> QueryResult<Vec<ConversationRow>> {
-        use diesel_async::RunQueryDsl;
+/// The batch steps on PostgreSQL: one statement each, whatever the batch size.
+pub(crate) mod pg {
+    use diesel::{ExpressionMethods, QueryDsl, QueryResult, SelectableHelper};
+    use diesel_async::{AsyncPgConnection, RunQueryDsl};
+    use time::PrimitiveDateTime;
+
+    use super::{match_inserted, PgInsertEvents, PgInsertMessages};
+    use crate::events::NewEventRow;
+    use crate::rows::{ConversationRow, MessageRow, NewMessageRow};
+    use crate::schema::conversations;
+
+    /// Locks the conversations (until commit) and returns them, in id order. The order is the
+    /// same for every writer, so two instances' batches cannot deadlock.
+    pub(crate) async fn lock_conversations(
+        conn: &mut AsyncPgConnection,
+        ids: Vec<i64>,
+    ) -> QueryResult<Vec<ConversationRow>> {
         conversations::table
             .filter(conversations::id.eq_any(ids))
             .order(conversations::id.asc())
             .for_update()
             .select(ConversationRow::as_select())
-            .load(self)
+            .load(conn)
             .await
     }
 
-    async fn insert_messages(
-        &mut self,
+    /// Inserts messages, skipping any whose `(conversation, clientMessageId)` is taken, and
+    /// sets `updated_at` of each conversation that got one to `at`; returns for each input its
+    /// stored row, or `None` when it was skipped. Ids follow the input order.
+    pub(crate) async fn insert_messages(
+        conn: &mut AsyncPgConnection,
         rows: Vec<NewMessageRow>,
         at: PrimitiveDateTime,
     ) -> QueryResult<Vec<Option<MessageRow>>> {
-        use diesel_async::RunQueryDsl;
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -106,12 +107,14 @@ impl BatchWrites for AsyncPgConnection {
             created_at: at,
             updated_at: at,
         };
-        let stored: Vec<MessageRow> = statement.load(self).await?;
+        let stored: Vec<MessageRow> = statement.load(conn).await?;
         Ok(match_inserted(&rows, stored))
     }
 
-    async fn insert_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<()> {
-        use diesel_async::RunQueryDsl;
+    pub(crate) async fn insert_events(
+        conn: &mut AsyncPgConnection,
+        rows: Vec<NewEventRow>,
+    ) -> QueryResult<()> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -125,7 +128,13 @@ impl BatchWrites for AsyncPgConnection {
             created_at: rows.iter().map(|r| r.created_at).collect(),
             payload: rows.into_iter().map(|r| r.payload).collect(),
         };
-        statement.execute(self).await.map(drop)
+        statement.execute(conn).await.map(drop)
+    }
+}
+
+impl BatchWrites for AsyncPgConnection {
+    async fn insert_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<()> {
+        pg::insert_events(self, rows).await
     }
 }
 
@@ -185,20 +194,6 @@ array_statement!(PgInsertEvents, PG_INSERT_EVENTS,
 );
 
 impl BatchWrites for SqliteConn {
-    async fn lock_conversations(&mut self, ids: Vec<i64>) -> QueryResult<Vec<ConversationRow>> {
-        self.spawn_blocking(move |conn| sqlite::lock_conversations(conn, ids))
-            .await
-    }
-
-    async fn insert_messages(
-        &mut self,
-        rows: Vec<NewMessageRow>,
-        at: PrimitiveDateTime,
-    ) -> QueryResult<Vec<Option<MessageRow>>> {
-        self.spawn_blocking(move |conn| sqlite::insert_messages(conn, rows, at))
-            .await
-    }
-
     async fn insert_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<()> {
         self.spawn_blocking(move |conn| sqlite::insert_events(conn, rows))
             .await

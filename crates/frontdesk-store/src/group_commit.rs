@@ -9,7 +9,7 @@ use diesel_async::AsyncConnection;
 use frontdesk_domain::{Audience, Conversation, Event, Message, MessageDraft, Timestamp, Viewer};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::batch::{sqlite, BatchWrites};
+use crate::batch::{pg, sqlite};
 use crate::error::StoreError;
 use crate::events::NewEventRow;
 use crate::feed::Signal;
@@ -100,11 +100,11 @@ async fn write_batch(pool: &Pool, requests: &[Request]) -> Result<Vec<Outcome>, 
         DbConn::Pg(conn) => {
             conn.transaction::<_, StoreError, _>(async |conn| {
                 let at = now().as_utc();
-                let found = by_id(conn.lock_conversations(conversation_ids).await?)?;
+                let found = by_id(pg::lock_conversations(conn, conversation_ids).await?)?;
                 let mut plan = Plan::decide(requests, &found, at);
-                let inserted = conn.insert_messages(plan.take_rows(), at).await?;
+                let inserted = pg::insert_messages(conn, plan.take_rows(), at).await?;
                 let (outcomes, events) = plan.conclude(inserted, &found, at)?;
-                conn.insert_events(events).await?;
+                pg::insert_events(conn, events).await?;
                 Ok(outcomes)
             })
             .await
