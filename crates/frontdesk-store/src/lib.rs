@@ -54,7 +54,7 @@ impl Store {
         let pool = Pool::open(config).await?;
         let signals = broadcast::channel(1024).0;
         Ok(Self {
-            writer: group_commit::start(pool.clone(), signals.clone()),
+            writer: group_commit::start(pool.dedicated(&config.database_url)?, signals.clone()),
             pool,
             database_url: config.database_url.clone(),
             signals,

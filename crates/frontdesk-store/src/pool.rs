@@ -98,18 +98,7 @@ impl Pool {
         let url = config.database_url.as_str();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             migrate_postgres(url.to_owned()).await?;
-            let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
-                url,
-                fast_recycling(),
-            );
-            let pool = DeadPool::builder(manager)
-                .max_size(config.max_connections)
-                .wait_timeout(Some(Duration::from_secs(10)))
-                .create_timeout(Some(Duration::from_secs(10)))
-                .runtime(deadpool::Runtime::Tokio1)
-                .build()
-                .map_err(|e| StoreError::Config(e.to_string()))?;
-            Ok(Pool::Pg(pool))
+            Ok(Pool::Pg(pg_pool(url, config.max_connections)?))
         } else if let Some(path) = sqlite_path(url) {
             let path = path.to_string_lossy().into_owned();
             migrate_sqlite(path.clone()).await?;
@@ -141,6 +130,21 @@ impl Pool {
         }
     }
 
+    /// One connection for a long-lived task (the message writer), apart from the shared pool.
+    ///
+    /// A PostgreSQL connection's socket is driven by a task spawned on the runtime that opened
+    /// it; the shared pool's connections are opened by whichever HTTP worker asked first, so a
+    /// background task using them waited for a busy worker at every round trip (a 32-message
+    /// batch took 3.7 ms in the server against 2.6 ms without HTTP). This pool opens its
+    /// connection on first use, from the task that uses it. SQLite connections work on
+    /// blocking threads and its writers share the turn, so it keeps the shared pool.
+    pub(crate) fn dedicated(&self, url: &str) -> Result<Self, StoreError> {
+        match self {
+            Pool::Pg(_) => Ok(Pool::Pg(pg_pool(url, 1)?)),
+            Pool::Sqlite(..) => Ok(self.clone()),
+        }
+    }
+
     pub(crate) async fn get(&self) -> Result<DbConn, StoreError> {
         Ok(match self {
             Pool::Pg(pool) => DbConn::Pg(pool.get().await?),
@@ -169,6 +173,18 @@ impl Pool {
             Pool::Sqlite(..) => Backend::Sqlite,
         }
     }
+}
+
+fn pg_pool(url: &str, size: usize) -> Result<DeadPool<AsyncPgConnection>, StoreError> {
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, fast_recycling());
+    DeadPool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(10)))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| StoreError::Config(e.to_string()))
 }
 
 fn fast_recycling<C: AsyncConnection + 'static>() -> ManagerConfig<C> {
