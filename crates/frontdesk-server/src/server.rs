@@ -38,10 +38,17 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let hub = Arc::new(Hub::new(config.ws_queue));
     tailer::start(&store, Arc::clone(&hub)).await?;
 
-    let state = web::Data::new(AppState::new(store, Arc::clone(&hub), &config));
-    let mut server = HttpServer::new(move || {
+    let state = AppState::new(store, Arc::clone(&hub), &config);
+    let workers = match config.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let pool_per_worker = config.db_pool_size.max(1).div_ceil(workers);
+    let server = HttpServer::new(move || {
+        // Runs on each worker's own thread, so its store's connections are driven there.
+        let state = web::Data::new(state.for_worker(pool_per_worker));
         App::new()
-            .app_data(state.clone())
+            .app_data(state)
             .app_data(extract::json_config())
             .app_data(extract::path_config())
             .app_data(extract::query_config())
@@ -51,10 +58,8 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     })
     // Our own handler below makes SIGINT as graceful as SIGTERM and closes WebSockets first.
     .disable_signals()
-    .shutdown_timeout(30);
-    if config.workers > 0 {
-        server = server.workers(config.workers);
-    }
+    .shutdown_timeout(30)
+    .workers(workers);
     let server = server
         .bind(&config.bind)
         .map_err(|source| ServeError::Bind {

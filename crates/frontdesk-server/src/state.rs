@@ -12,12 +12,14 @@ use crate::limiter::LoginLimiter;
 use crate::realtime::socket::Heartbeat;
 use crate::realtime::Hub;
 
+/// One per worker thread (see `for_worker`); all but the store are shared by every worker.
+#[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub hub: Arc<Hub>,
     pub heartbeat: Heartbeat,
-    pub logins: LoginLimiter,
-    pub keys: KeyCache,
+    pub logins: Arc<LoginLimiter>,
+    pub keys: Arc<KeyCache>,
     pub registration: Registration,
     /// Digest of the admin token, compared digest to digest.
     pub admin_token: Option<SecretHash>,
@@ -48,14 +50,28 @@ impl AppState {
                 interval: seconds(config.ws_ping_secs),
                 timeout: seconds(config.ws_timeout_secs),
             },
-            logins: LoginLimiter::default(),
-            keys: KeyCache::default(),
+            logins: Arc::default(),
+            keys: Arc::default(),
             registration: config.registration,
             admin_token: config
                 .admin_token
                 .as_deref()
                 .filter(|token| !token.is_empty())
                 .map(|token| Secret::presented(token).hash()),
+        }
+    }
+
+    /// This state for the worker thread calling it, with a store whose PostgreSQL connections
+    /// that thread opens and drives itself (`Store::with_own_pool`): through a pool shared by
+    /// the workers, a request waited for whichever worker drove its connection.
+    pub fn for_worker(&self, pool_size: usize) -> Self {
+        let store = self.store.with_own_pool(pool_size).unwrap_or_else(|error| {
+            tracing::warn!(%error, "no pool of the worker's own; it shares the instance's");
+            self.store.clone()
+        });
+        Self {
+            store,
+            ..self.clone()
         }
     }
 }

@@ -54,11 +54,23 @@ impl Store {
         let pool = Pool::open(config).await?;
         let signals = broadcast::channel(1024).0;
         Ok(Self {
-            writer: group_commit::start(pool.dedicated(&config.database_url)?, signals.clone()),
+            // The writer's own connection: in the server a 32-message batch took 3.7 ms through the
+            // shared pool against 2.6 ms without HTTP (see `Pool::dedicated`).
+            writer: group_commit::start(pool.dedicated(&config.database_url, 1)?, signals.clone()),
             pool,
             database_url: config.database_url.clone(),
             signals,
             listener_started: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// A handle on the same database, writer and feed with a PostgreSQL pool of its own, of
+    /// up to `size` connections opened by the thread that first uses them. The server gives one
+    /// to each worker thread, so a request's round trips never wait for another thread.
+    pub fn with_own_pool(&self, size: usize) -> Result<Store, StoreError> {
+        Ok(Store {
+            pool: self.pool.dedicated(&self.database_url, size)?,
+            ..self.clone()
         })
     }
 

@@ -130,17 +130,17 @@ impl Pool {
         }
     }
 
-    /// One connection for a long-lived task (the message writer), apart from the shared pool.
+    /// A pool of `size` connections apart from this one, for one thread or one long-lived task.
     ///
     /// A PostgreSQL connection's socket is driven by a task spawned on the runtime that opened
-    /// it; the shared pool's connections are opened by whichever HTTP worker asked first, so a
-    /// background task using them waited for a busy worker at every round trip (a 32-message
-    /// batch took 3.7 ms in the server against 2.6 ms without HTTP). This pool opens its
-    /// connection on first use, from the task that uses it. SQLite connections work on
-    /// blocking threads and its writers share the turn, so it keeps the shared pool.
-    pub(crate) fn dedicated(&self, url: &str) -> Result<Self, StoreError> {
+    /// it. A pool shared by several runtimes (actix runs one per worker thread) hands a caller
+    /// connections that another, possibly busy, thread drives, so each round trip waits for
+    /// that thread and crosses threads twice. A pool of one's own opens its connections on
+    /// first use, from its user. SQLite connections work on blocking threads whoever asks, and
+    /// its writers share the turn, so there this is the same pool.
+    pub(crate) fn dedicated(&self, url: &str, size: usize) -> Result<Self, StoreError> {
         match self {
-            Pool::Pg(_) => Ok(Pool::Pg(pg_pool(url, 1)?)),
+            Pool::Pg(_) => Ok(Pool::Pg(pg_pool(url, size.max(1))?)),
             Pool::Sqlite(..) => Ok(self.clone()),
         }
     }
