@@ -1,5 +1,7 @@
 //! Starting and stopping the HTTP server.
 
+use std::cell::OnceCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix_web::middleware::from_fn;
@@ -43,10 +45,21 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let pool_per_worker = config.db_pool_size.max(1).div_ceil(workers);
+    let pools = Arc::new(PoolSplit::new(config.db_pool_size.max(1), workers));
+    if workers > pools.total {
+        tracing::warn!(
+            workers,
+            pool_size = pools.total,
+            "more workers than database connections: each worker still gets one"
+        );
+    }
     let server = HttpServer::new(move || {
-        // Runs on each worker's own thread, so its store's connections are driven there.
-        let state = web::Data::new(state.for_worker(pool_per_worker));
+        // Runs on each worker's own thread, so its store's connections are driven there; and
+        // once per bound address, so the state is made once per thread.
+        let state = WORKER_STATE.with(|cell| {
+            cell.get_or_init(|| web::Data::new(state.for_worker(pools.next())))
+                .clone()
+        });
         App::new()
             .app_data(state)
             .app_data(extract::json_config())
@@ -82,6 +95,36 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     Ok(())
 }
 
+thread_local! {
+    /// This worker thread's state, with its own database pool (`AppState::for_worker`).
+    static WORKER_STATE: OnceCell<web::Data<AppState>> = const { OnceCell::new() };
+}
+
+/// The instance's database connections shared out between its workers: `total` in all, the
+/// remainder going one each to the first workers, and at least one per worker.
+struct PoolSplit {
+    total: usize,
+    workers: usize,
+    handed_out: AtomicUsize,
+}
+
+impl PoolSplit {
+    fn new(total: usize, workers: usize) -> Self {
+        Self {
+            total,
+            workers: workers.max(1),
+            handed_out: AtomicUsize::new(0),
+        }
+    }
+
+    /// The next worker's share.
+    fn next(&self) -> usize {
+        let worker = self.handed_out.fetch_add(1, Ordering::Relaxed) % self.workers;
+        let share = self.total / self.workers + usize::from(worker < self.total % self.workers);
+        share.max(1)
+    }
+}
+
 /// SIGTERM or SIGINT (Ctrl-C).
 async fn stop_signal() {
     #[cfg(unix)]
@@ -102,5 +145,30 @@ async fn stop_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PoolSplit;
+
+    fn shares(total: usize, workers: usize) -> Vec<usize> {
+        let split = PoolSplit::new(total, workers);
+        (0..workers).map(|_| split.next()).collect()
+    }
+
+    #[test]
+    fn the_workers_share_exactly_the_configured_connections() {
+        assert_eq!(shares(16, 2), [8, 8]);
+        assert_eq!(shares(16, 3), [6, 5, 5]);
+        assert_eq!(shares(5, 4), [2, 1, 1, 1]);
+        for (total, workers) in [(16, 5), (16, 7), (3, 3), (100, 32)] {
+            assert_eq!(shares(total, workers).iter().sum::<usize>(), total);
+        }
+    }
+
+    #[test]
+    fn every_worker_gets_a_connection_when_there_are_fewer_than_workers() {
+        assert_eq!(shares(2, 4), [1, 1, 1, 1]);
     }
 }

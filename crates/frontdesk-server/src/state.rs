@@ -12,7 +12,8 @@ use crate::limiter::LoginLimiter;
 use crate::realtime::socket::Heartbeat;
 use crate::realtime::Hub;
 
-/// One per worker thread (see `for_worker`); all but the store are shared by every worker.
+/// One per worker thread (see `for_worker` and `server::WORKER_STATE`); all but the store are
+/// shared by every worker.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,

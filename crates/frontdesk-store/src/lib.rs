@@ -66,7 +66,8 @@ impl Store {
 
     /// A handle on the same database, writer and feed with a PostgreSQL pool of its own, of
     /// up to `size` connections opened by the thread that first uses them. The server gives one
-    /// to each worker thread, so a request's round trips never wait for another thread.
+    /// to each worker thread, so a request's own queries never wait for another thread (message
+    /// appends still go through the writer).
     pub fn with_own_pool(&self, size: usize) -> Result<Store, StoreError> {
         Ok(Store {
             pool: self.pool.dedicated(&self.database_url, size)?,
