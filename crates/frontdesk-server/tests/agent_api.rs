@@ -98,17 +98,26 @@ async fn expired_tokens_are_refused(backend: Backend) {
 
 async fn failed_sign_ins_are_throttled(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let server = Server::start(&db).await;
+    // Several workers, and every attempt on a new connection so the attempts land on different
+    // workers: the count must span them.
+    let server = Server::start_with(&db, &[("FRONTDESK_WORKERS", "4")]).await;
     server.agent("ann@example.com", false).await;
+    let fresh_connections = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
     let wrong = json!({"email": "ann@example.com", "password": "not the password"});
     for _ in 0..5 {
-        let (status, _) = server
-            .call(Method::POST, "/api/agent/login", None, Some(&wrong))
-            .await;
+        let status = fresh_connections
+            .post(server.url("/api/agent/login"))
+            .json(&wrong)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .status();
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
-    let response = server
-        .client
+    let response = fresh_connections
         .post(server.url("/api/agent/login"))
         .json(&json!({"email": "ann@example.com", "password": "a long enough password"}))
         .send()
