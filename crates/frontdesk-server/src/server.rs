@@ -38,7 +38,9 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     tracing::info!(backend = ?store.backend(), "database ready");
 
     let hub = Arc::new(Hub::new(config.ws_queue));
-    tailer::start(&store, Arc::clone(&hub)).await?;
+    // The feed reads the log after every commit, through a connection of its own (opened
+    // here, on the runtime that runs the tailer), like each worker and the writer.
+    tailer::start(&store.with_own_pool(1)?, Arc::clone(&hub)).await?;
 
     let state = AppState::new(store, Arc::clone(&hub), &config);
     let workers = match config.workers {
