@@ -104,3 +104,73 @@ async fn post_with_retry(
     }
     panic!("{text} was never accepted")
 }
+
+/// An instance holds no more PostgreSQL connections than docs/configuration.md says: the pool
+/// size shared out between the workers, plus the LISTEN, writer and feed connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_instance_stays_within_its_connection_budget() {
+    if !Backend::Postgres.enabled() {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    // 3 over 2 workers: 2 and 1, so 3 + 3 in all.
+    let budget = 6;
+    let server = Server::start_with(
+        &db,
+        &[("FRONTDESK_DB_POOL_SIZE", "3"), ("FRONTDESK_WORKERS", "2")],
+    )
+    .await;
+    let partner = server.register("Acme").await;
+    let conversation = server.conversation(&partner, "ann").await;
+    // A message, so the writer's connection is open too.
+    server
+        .post_message(
+            &partner.key,
+            &json!({"conversationId": conversation, "senderId": "ann", "content": "hello"}),
+        )
+        .await;
+    let path = format!("/api/partner/messages/{conversation}?after=0");
+
+    // Many reads at once, each on a new connection so they reach both workers, while the
+    // database's sessions are sampled.
+    let fresh_connections = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut load = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let (client, url, key) = (
+            fresh_connections.clone(),
+            server.url(&path),
+            partner.key.clone(),
+        );
+        load.spawn(async move {
+            for _ in 0..20 {
+                let response = client
+                    .get(&url)
+                    .bearer_auth(&key)
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(response.status(), reqwest::StatusCode::OK);
+            }
+        });
+    }
+    let sessions = "SELECT count(*) FROM pg_stat_activity \
+                    WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    let mut peak = 0;
+    while !load.is_empty() {
+        let rows = db.query_text(sessions).await;
+        let now: i64 = rows[0][0].as_deref().unwrap_or("0").parse().unwrap_or(0);
+        peak = peak.max(now);
+        while let Some(done) = load.try_join_next() {
+            done.unwrap_or_else(|e| panic!("{e}"));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        peak <= budget,
+        "{peak} sessions of one instance at once; the configuration guide promises {budget}"
+    );
+    assert!(peak >= 4, "the load was seen: {peak} sessions at most");
+}
