@@ -273,6 +273,14 @@ pub fn frontdesk_command(binary: &Path, database_url: &str, workdir: &Path) -> C
         .current_dir(workdir)
         .env("RUST_LOG", "warn,frontdesk_server=info")
         .env("FRONTDESK_WS_QUEUE", "4096")
+        // The connections scenario holds tens of thousands of idle sockets for one partner:
+        // far beyond the per-partner and per-instance caps, and their credential re-checks
+        // would be load of their own.
+        .env("FRONTDESK_WS_MAX_PER_CUSTOMER", "1000000")
+        .env("FRONTDESK_WS_MAX_PER_AGENT", "1000000")
+        .env("FRONTDESK_WS_MAX_PER_PARTNER", "1000000")
+        .env("FRONTDESK_WS_MAX_CONNECTIONS", "1000000")
+        .env("FRONTDESK_WS_RECHECK_SECS", "3600")
         .env_remove("DATABASE_URL")
         .env_remove("FRONTDESK_BIND")
         .env_remove("FRONTDESK_ADMIN_TOKEN")

@@ -1,6 +1,7 @@
 //! Who is asking, and what they may see.
 
 use crate::conversation::Conversation;
+use crate::error::DomainError;
 use crate::customer::CustomerId;
 use crate::partner::PartnerId;
 
@@ -31,6 +32,15 @@ impl Viewer {
                 conversation.partner_id == *p && conversation.customer_id == *c
             }
             Viewer::Agent(_) => true,
+        }
+    }
+
+    /// Whether this viewer may send typing and read receipts in a conversation it can see:
+    /// an agent not in one another agent holds (the same rule as for sending).
+    pub fn check_activity(&self, conversation: &Conversation) -> Result<(), DomainError> {
+        match self {
+            Viewer::Agent(agent) => conversation.check_agent_activity(*agent),
+            Viewer::Partner(_) | Viewer::Customer(..) => Ok(()),
         }
     }
 }

@@ -113,6 +113,17 @@ impl Conversation {
         }
     }
 
+    /// Typing and read receipts from an agent: like sending, only the holder of an active
+    /// conversation; any agent may still look at (and mark read) a waiting or closed one.
+    pub fn check_agent_activity(&self, agent_id: i64) -> Result<(), DomainError> {
+        match (self.status, self.agent_id) {
+            (ConversationStatus::Active, Some(holder)) if holder != agent_id => {
+                Err(DomainError::AssignedElsewhere)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The agent holding a conversation closes it; any agent may close a waiting one (spam),
     /// and an admin any open one.
     pub fn check_close_by(&self, agent_id: i64, is_admin: bool) -> Result<(), DomainError> {
@@ -186,6 +197,12 @@ mod tests {
         assert!(conversation(Active, Some(2))
             .check_close_by(5, true)
             .is_ok());
+        assert!(conversation(Waiting, None).check_agent_activity(5).is_ok());
+        assert!(conversation(Active, Some(2)).check_agent_activity(2).is_ok());
+        assert_eq!(
+            conversation(Active, Some(2)).check_agent_activity(5),
+            Err(DomainError::AssignedElsewhere)
+        );
     }
 
     #[test]

@@ -12,6 +12,16 @@ use crate::timestamp::Timestamp;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PartnerId(pub i64);
 
+impl PartnerId {
+    /// Reads `partner-<n>` as shown by `Display` (leading zeros optional).
+    pub fn parse(text: &str) -> Option<Self> {
+        text.strip_prefix("partner-")
+            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|digits| digits.parse::<i64>().ok())
+            .map(Self)
+    }
+}
+
 impl fmt::Display for PartnerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "partner-{:08}", self.0)
@@ -122,5 +132,10 @@ mod tests {
     #[test]
     fn shows_partner_ids_like_the_guide() {
         assert_eq!(PartnerId(42).to_string(), "partner-00000042");
+        assert_eq!(PartnerId::parse("partner-00000042"), Some(PartnerId(42)));
+        assert_eq!(PartnerId::parse("partner-42"), Some(PartnerId(42)));
+        assert_eq!(PartnerId::parse("partner-"), None);
+        assert_eq!(PartnerId::parse("partner-+4"), None);
+        assert_eq!(PartnerId::parse("42"), None);
     }
 }

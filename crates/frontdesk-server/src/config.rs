@@ -104,6 +104,36 @@ pub struct ServeConfig {
     #[arg(long, env = "FRONTDESK_WS_QUEUE", default_value_t = 256)]
     pub ws_queue: usize,
 
+    /// WebSockets one customer may hold open on this instance (beyond: 429 before the upgrade).
+    #[arg(long, env = "FRONTDESK_WS_MAX_PER_CUSTOMER", default_value_t = 32)]
+    pub ws_max_per_customer: usize,
+
+    /// WebSockets one agent may hold open on this instance.
+    #[arg(long, env = "FRONTDESK_WS_MAX_PER_AGENT", default_value_t = 32)]
+    pub ws_max_per_agent: usize,
+
+    /// Customer WebSockets of one partner (all its customers together) on this instance.
+    #[arg(long, env = "FRONTDESK_WS_MAX_PER_PARTNER", default_value_t = 20_000)]
+    pub ws_max_per_partner: usize,
+
+    /// WebSockets this instance holds in all.
+    #[arg(long, env = "FRONTDESK_WS_MAX_CONNECTIONS", default_value_t = 50_000)]
+    pub ws_max_connections: usize,
+
+    /// Seconds between re-checks of each WebSocket's credential against the database (jittered
+    /// from half to one and a half times this); bounds how long a lost revocation signal goes
+    /// unnoticed.
+    #[arg(long, env = "FRONTDESK_WS_RECHECK_SECS", default_value_t = 60.0)]
+    pub ws_recheck_secs: f64,
+
+    /// Seconds a customer session token (`POST /api/partner/sessions`) lasts.
+    #[arg(
+        long,
+        env = "FRONTDESK_CUSTOMER_SESSION_SECS",
+        default_value_t = frontdesk_domain::limits::CUSTOMER_SESSION_SECONDS
+    )]
+    pub customer_session_secs: i64,
+
     /// Log format: `text` or `json`. Levels come from RUST_LOG (default `info`).
     #[arg(long, env = "FRONTDESK_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -113,4 +143,16 @@ pub struct ServeConfig {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+impl ServeConfig {
+    /// The WebSocket connection caps.
+    pub fn ws_caps(&self) -> crate::realtime::admission::Caps {
+        crate::realtime::admission::Caps {
+            per_customer: self.ws_max_per_customer,
+            per_agent: self.ws_max_per_agent,
+            per_partner: self.ws_max_per_partner,
+            total: self.ws_max_connections,
+        }
+    }
 }

@@ -164,6 +164,7 @@ impl From<StoreError> for ApiError {
                     "conversation" => "conversation_not_found",
                     "customer" => "customer_not_found",
                     "agent" => "agent_not_found",
+                    "partner" => "partner_not_found",
                     _ => "not_found",
                 },
                 format!("{what} not found"),

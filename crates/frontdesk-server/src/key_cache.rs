@@ -1,7 +1,7 @@
 //! Recently seen partner API keys, so a busy partner's every request does not cost a database
 //! lookup. Only keys that exist are kept (random wrong keys cannot fill it), for a short time,
-//! and the cache is bounded. Partners cannot be deleted or have their key rotated today; when
-//! that arrives it must clear the entry here.
+//! and the cache is bounded. A rotated key is forgotten at once (`forget`), on every instance
+//! (the revocation travels through the event feed; the TTL bounds a lost signal).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,6 +24,12 @@ impl KeyCache {
             .get(key)
             .filter(|(_, at)| at.elapsed() < TTL)
             .map(|(partner, _)| partner.clone())
+    }
+
+    /// Drops a key that no longer speaks (rotated).
+    pub fn forget(&self, key: &SecretHash) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.remove(key);
     }
 
     pub fn put(&self, key: SecretHash, partner: Partner) {
@@ -57,5 +63,7 @@ mod tests {
         cache.put(key.clone(), partner.clone());
         assert_eq!(cache.get(&key), Some(partner));
         assert_eq!(cache.get(&Secret::presented("fdk_y").hash()), None);
+        cache.forget(&key);
+        assert_eq!(cache.get(&key), None);
     }
 }

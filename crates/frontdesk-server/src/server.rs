@@ -10,6 +10,7 @@ use frontdesk_store::{Store, StoreConfig};
 
 use crate::config::ServeConfig;
 use crate::extract;
+use crate::key_cache::KeyCache;
 use crate::logging::log_request;
 use crate::realtime::{tailer, Hub};
 use crate::routes;
@@ -37,12 +38,13 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let store = Store::open(&store_config).await?;
     tracing::info!(backend = ?store.backend(), "database ready");
 
-    let hub = Arc::new(Hub::new(config.ws_queue));
+    let hub = Arc::new(Hub::new(config.ws_queue, config.ws_caps()));
+    let keys = Arc::new(KeyCache::default());
     // The feed reads the log after every commit, through a connection of its own (opened
     // here, on the runtime that runs the tailer), like each worker and the writer.
-    tailer::start(&store.with_own_pool(1)?, Arc::clone(&hub)).await?;
+    tailer::start(&store.with_own_pool(1)?, Arc::clone(&hub), Arc::clone(&keys)).await?;
 
-    let state = AppState::new(store, Arc::clone(&hub), &config);
+    let state = AppState::new(store, Arc::clone(&hub), keys, &config);
     let workers = match config.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,

@@ -19,6 +19,10 @@ pub struct AppState {
     pub store: Store,
     pub hub: Arc<Hub>,
     pub heartbeat: Heartbeat,
+    /// How often each WebSocket re-checks its credential against the database (jittered).
+    pub ws_recheck: Duration,
+    /// How long a customer session token lasts.
+    pub customer_session: time::Duration,
     pub logins: Arc<LoginLimiter>,
     pub keys: Arc<KeyCache>,
     pub registration: Registration,
@@ -42,7 +46,8 @@ impl AppState {
         Ok(found)
     }
 
-    pub fn new(store: Store, hub: Arc<Hub>, config: &ServeConfig) -> Self {
+    /// `keys` is shared with the tailer, which forgets revoked keys on every instance.
+    pub fn new(store: Store, hub: Arc<Hub>, keys: Arc<KeyCache>, config: &ServeConfig) -> Self {
         let seconds = |s: f64| Duration::from_secs_f64(s.max(0.01));
         Self {
             store,
@@ -51,8 +56,10 @@ impl AppState {
                 interval: seconds(config.ws_ping_secs),
                 timeout: seconds(config.ws_timeout_secs),
             },
+            ws_recheck: seconds(config.ws_recheck_secs),
+            customer_session: time::Duration::seconds(config.customer_session_secs.max(1)),
             logins: Arc::default(),
-            keys: Arc::default(),
+            keys,
             registration: config.registration,
             admin_token: config
                 .admin_token

@@ -121,19 +121,27 @@ impl Store {
 
     /// The agent a live session token belongs to.
     pub async fn agent_by_session(&self, token: &SecretHash) -> Result<Option<Agent>, StoreError> {
+        Ok(self.agent_session(token).await?.map(|(agent, _)| agent))
+    }
+
+    /// The agent a live session token belongs to, and when the session expires.
+    pub async fn agent_session(
+        &self,
+        token: &SecretHash,
+    ) -> Result<Option<(Agent, Timestamp)>, StoreError> {
         let at = now().as_utc();
         let mut db = self.pool.get().await?;
-        let found: Option<AgentRow> = with_conn!(db, |conn| {
+        let found: Option<(AgentRow, PrimitiveDateTime)> = with_conn!(db, |conn| {
             agent_sessions::table
                 .inner_join(agents::table)
                 .filter(agent_sessions::token_hash.eq(token.as_str()))
                 .filter(agent_sessions::expires_at.gt(at))
-                .select(AgentRow::as_select())
+                .select((AgentRow::as_select(), agent_sessions::expires_at))
                 .first(conn)
                 .await
                 .optional()?
         });
-        Ok(found.map(Agent::from))
+        Ok(found.map(|(row, expires)| (Agent::from(row), Timestamp::from_utc(expires))))
     }
 
     /// Ends a session (logout). Unknown tokens are fine: the outcome is the same.

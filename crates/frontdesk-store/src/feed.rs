@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use frontdesk_domain::{Audience, CustomerId, PartnerId, Typing};
+use frontdesk_domain::{Audience, CustomerId, PartnerId, SecretHash, Typing};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -28,6 +28,8 @@ pub(crate) enum Signal {
     /// Something was appended to the log.
     Events,
     Typing(TypingSignal),
+    /// A credential (by digest) stopped speaking: sockets that used it must close.
+    Revoked(SecretHash),
 }
 
 /// A typing indicator on its way to every instance.
@@ -70,6 +72,8 @@ pub enum FeedItem {
     /// New events, in cursor order, each exactly once.
     Events(Vec<StoredEvent>),
     Typing(TypingSignal),
+    /// A credential was revoked (logout, key rotation) on some instance.
+    Revoked(SecretHash),
 }
 
 /// One instance's tail of the event log.
@@ -77,7 +81,8 @@ pub struct EventFeed {
     store: Store,
     last_seen: i64,
     signals: broadcast::Receiver<Signal>,
-    typing: VecDeque<TypingSignal>,
+    /// Typing and revocation signals (never logged), in the order they came.
+    ephemeral: VecDeque<FeedItem>,
     /// The last read filled a page: read again without waiting.
     more: bool,
 }
@@ -94,7 +99,7 @@ impl Store {
             last_seen: self.latest_event_id().await?,
             store: self.clone(),
             signals,
-            typing: VecDeque::new(),
+            ephemeral: VecDeque::new(),
             more: false,
         })
     }
@@ -115,6 +120,21 @@ impl Store {
             "t{}",
             serde_json::to_string(&signal).map_err(|e| StoreError::Corrupt(e.to_string()))?
         );
+        self.notify(payload).await
+    }
+
+    /// Tells every instance's feed that `credential` no longer speaks (never stored: a lost
+    /// signal is made up for by each socket's periodic re-check of its credential).
+    pub async fn publish_revocation(&self, credential: &SecretHash) -> Result<(), StoreError> {
+        if self.backend() == Backend::Sqlite {
+            let _ = self.signals.send(Signal::Revoked(credential.clone()));
+            return Ok(());
+        }
+        self.notify(format!("r{}", credential.as_str())).await
+    }
+
+    /// A `pg_notify` on the feed's channel, which every instance (this one too) hears.
+    async fn notify(&self, payload: String) -> Result<(), StoreError> {
         let mut db = self.pool.get().await?;
         with_conn!(db, |conn| {
             diesel::sql_query("SELECT pg_notify($1, $2)")
@@ -133,8 +153,8 @@ impl EventFeed {
     pub async fn next(&mut self) -> FeedItem {
         let mut backoff = Duration::from_millis(50);
         loop {
-            if let Some(typing) = self.typing.pop_front() {
-                return FeedItem::Typing(typing);
+            if let Some(item) = self.ephemeral.pop_front() {
+                return item;
             }
             if !self.more && !self.wait_for_signal().await {
                 continue;
@@ -178,7 +198,11 @@ impl EventFeed {
     fn take(&mut self, signal: Result<Signal, broadcast::error::RecvError>) -> bool {
         match signal {
             Ok(Signal::Typing(typing)) => {
-                self.typing.push_back(typing);
+                self.ephemeral.push_back(FeedItem::Typing(typing));
+                false
+            }
+            Ok(Signal::Revoked(credential)) => {
+                self.ephemeral.push_back(FeedItem::Revoked(credential));
                 false
             }
             // A lagging receiver lost signals, not events: the log has them all.
@@ -228,7 +252,12 @@ async fn listen(url: String, signals: broadcast::Sender<Signal>) {
     }
 }
 
+/// `t<json>` is typing, `r<hex digest>` a revocation, anything else (the log trigger's empty
+/// payload) new events.
 fn parse(payload: &str) -> Signal {
+    if let Some(digest) = payload.strip_prefix('r') {
+        return Signal::Revoked(SecretHash::from_stored(digest.to_owned()));
+    }
     payload
         .strip_prefix('t')
         .and_then(|json| serde_json::from_str(json).ok())

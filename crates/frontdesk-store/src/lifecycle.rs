@@ -128,6 +128,8 @@ impl Store {
                 if !reader.can_see(&current) {
                     return Err(StoreError::NotFound("conversation"));
                 }
+                // Refused after the update: the transaction rolls it back.
+                reader.check_activity(&current)?;
                 let Some(last) = ids.into_iter().max() else {
                     return Ok(None);
                 };

@@ -1,7 +1,7 @@
 //! Partners and their API keys (stored as digests only).
 
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use frontdesk_domain::{Partner, PartnerRegistration, SecretHash};
 
 use crate::error::StoreError;
@@ -62,6 +62,35 @@ impl Store {
         });
         found
             .map(Partner::from)
+            .ok_or(StoreError::NotFound("partner"))
+    }
+
+    /// Replaces a partner's API key digest; returns the old one, which stops matching at once.
+    pub async fn rotate_partner_key(
+        &self,
+        id: frontdesk_domain::PartnerId,
+        api_key: &SecretHash,
+    ) -> Result<SecretHash, StoreError> {
+        let (_turn, mut db) = self.pool.write().await?;
+        let old: Option<String> = with_conn!(db, |conn| {
+            conn.transaction::<_, StoreError, _>(async move |conn| {
+                let old: Option<String> = partners::table
+                    .find(id.0)
+                    .select(partners::api_key_hash)
+                    .first(conn)
+                    .await
+                    .optional()?;
+                if old.is_some() {
+                    diesel::update(partners::table.find(id.0))
+                        .set(partners::api_key_hash.eq(api_key.as_str()))
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(old)
+            })
+            .await?
+        });
+        old.map(SecretHash::from_stored)
             .ok_or(StoreError::NotFound("partner"))
     }
 }

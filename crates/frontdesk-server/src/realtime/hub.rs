@@ -10,10 +10,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytestring::ByteString;
 use frontdesk_domain::event::{event_frame, plain_frame};
-use frontdesk_domain::{Audience, CustomerId, PartnerId, Recipient};
+use frontdesk_domain::{Audience, CustomerId, PartnerId, Recipient, SecretHash};
 use frontdesk_store::{StoredEvent, TypingSignal};
 use rand::Rng;
 use tokio::sync::{mpsc, Notify};
+
+use super::admission::{Caps, Counts, Refused};
 
 /// What the hub hands a connection. One pointer wide: every connection's queue holds a block
 /// of these from the start, so their size is paid per idle connection.
@@ -34,16 +36,23 @@ pub struct Frame {
 
 struct Connection {
     recipient: Recipient,
+    /// The digest of the credential it authenticated with.
+    credential: SecretHash,
     tx: mpsc::Sender<Outbound>,
     kill: Arc<Notify>,
+    revoked: Arc<Notify>,
 }
 
 #[derive(Default)]
 struct Registry {
     connections: HashMap<u64, Connection>,
     customers: HashMap<(PartnerId, CustomerId), HashSet<u64>>,
+    /// Customer connections per partner, for its cap.
+    partners: HashMap<PartnerId, usize>,
     agents: HashMap<i64, HashSet<u64>>,
     every_agent: HashSet<u64>,
+    /// Connections by the credential they used, so a revocation finds them.
+    credentials: HashMap<SecretHash, HashSet<u64>>,
 }
 
 pub struct Hub {
@@ -51,6 +60,7 @@ pub struct Hub {
     instance: String,
     next_id: AtomicU64,
     queue: usize,
+    caps: Caps,
     registry: Mutex<Registry>,
 }
 
@@ -60,6 +70,8 @@ pub struct Subscription {
     pub rx: mpsc::Receiver<Outbound>,
     /// Notified when the queue overflowed: the connection must close.
     pub kill: Arc<Notify>,
+    /// Notified when its credential was revoked (logout, key rotation): it must close.
+    pub revoked: Arc<Notify>,
     hub: Arc<Hub>,
 }
 
@@ -72,11 +84,12 @@ impl Drop for Subscription {
 impl Hub {
     /// `queue`: frames a connection may have waiting before it counts as too slow. At least
     /// one commit's worth: a burst from a single batch is not slowness.
-    pub fn new(queue: usize) -> Self {
+    pub fn new(queue: usize, caps: Caps) -> Self {
         Self {
             instance: format!("{:016x}", rand::rng().random::<u64>()),
             next_id: AtomicU64::new(1),
             queue: queue.max(frontdesk_store::MAX_APPEND_BATCH),
+            caps,
             registry: Mutex::new(Registry::default()),
         }
     }
@@ -88,11 +101,35 @@ impl Hub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn subscribe(self: &Arc<Self>, recipient: Recipient) -> Subscription {
+    /// Registers a connection unless that would exceed a cap: the check and the registration
+    /// happen under one lock, so concurrent handshakes cannot overshoot.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        recipient: Recipient,
+        credential: SecretHash,
+    ) -> Result<Subscription, Refused> {
+        let mut registry = self.registry();
+        let (own, partner) = match &recipient {
+            Recipient::Customer(partner, customer) => (
+                registry
+                    .customers
+                    .get(&(*partner, customer.clone()))
+                    .map_or(0, HashSet::len),
+                Some(registry.partners.get(partner).copied().unwrap_or(0)),
+            ),
+            Recipient::Agent(agent) => (registry.agents.get(agent).map_or(0, HashSet::len), None),
+        };
+        let counts = Counts {
+            own,
+            partner,
+            total: registry.connections.len(),
+        };
+        self.caps
+            .admit(counts, matches!(recipient, Recipient::Agent(_)))?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.queue);
         let kill = Arc::new(Notify::new());
-        let mut registry = self.registry();
+        let revoked = Arc::new(Notify::new());
         match &recipient {
             Recipient::Customer(partner, customer) => {
                 registry
@@ -100,26 +137,35 @@ impl Hub {
                     .entry((*partner, customer.clone()))
                     .or_default()
                     .insert(id);
+                *registry.partners.entry(*partner).or_default() += 1;
             }
             Recipient::Agent(agent) => {
                 registry.agents.entry(*agent).or_default().insert(id);
                 registry.every_agent.insert(id);
             }
         }
+        registry
+            .credentials
+            .entry(credential.clone())
+            .or_default()
+            .insert(id);
         registry.connections.insert(
             id,
             Connection {
                 recipient,
+                credential,
                 tx,
                 kill: Arc::clone(&kill),
+                revoked: Arc::clone(&revoked),
             },
         );
-        Subscription {
+        Ok(Subscription {
             id,
             rx,
             kill,
+            revoked,
             hub: Arc::clone(self),
-        }
+        })
     }
 
     fn remove(&self, id: u64) {
@@ -127,6 +173,12 @@ impl Hub {
         let Some(connection) = registry.connections.remove(&id) else {
             return;
         };
+        if let Some(set) = registry.credentials.get_mut(&connection.credential) {
+            set.remove(&id);
+            if set.is_empty() {
+                registry.credentials.remove(&connection.credential);
+            }
+        }
         match connection.recipient {
             Recipient::Customer(partner, customer) => {
                 let key = (partner, customer);
@@ -134,6 +186,12 @@ impl Hub {
                     set.remove(&id);
                     if set.is_empty() {
                         registry.customers.remove(&key);
+                    }
+                }
+                if let Some(count) = registry.partners.get_mut(&partner) {
+                    *count = count.saturating_sub(1);
+                    if *count == 0 {
+                        registry.partners.remove(&partner);
                     }
                 }
             }
@@ -147,6 +205,20 @@ impl Hub {
                 registry.every_agent.remove(&id);
             }
         }
+    }
+
+    /// Tells every local connection that used `credential` to close; returns how many.
+    pub fn revoke(&self, credential: &SecretHash) -> usize {
+        let registry = self.registry();
+        let Some(ids) = registry.credentials.get(credential) else {
+            return 0;
+        };
+        for id in ids {
+            if let Some(connection) = registry.connections.get(id) {
+                connection.revoked.notify_one();
+            }
+        }
+        ids.len()
     }
 
     /// `<instance>/<connection>`: the origin of a typing signal.

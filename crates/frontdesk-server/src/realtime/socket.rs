@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::credential::{Credential, Due, Kind, Watch};
 use super::hub::{Hub, Outbound, Subscription};
 use crate::auth::bearer;
 use crate::error::ApiError;
@@ -42,7 +43,8 @@ pub struct WsQuery {
     since: Option<i64>,
 }
 
-/// The handshake: 401 without an upgrade unless the credentials speak for `clientId`.
+/// The handshake: 401 without an upgrade unless the credentials speak for `clientId`, 400 for
+/// a `since` the log has not reached, 429 when a connection cap is met.
 pub async fn connect(
     request: HttpRequest,
     body: web::Payload,
@@ -59,7 +61,28 @@ pub async fn connect(
             "since must be a cursor, 0 or more",
         ));
     }
-    let recipient = authenticate(&request, &state.store, client_id, query.token.as_deref()).await?;
+    let (recipient, credential) =
+        authenticate(&request, &state.store, client_id, query.token.as_deref()).await?;
+    if let Some(since) = query.since {
+        // A cursor from the future (another database, a typo) would silently skip every live
+        // event up to it: refuse it while the client can still be told.
+        let newest = state.store.latest_event_id().await?;
+        if since > newest {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("since is beyond the newest cursor ({newest}); reconnect without since"),
+            ));
+        }
+    }
+    // Registered before the upgrade, so a refusal is a plain 429 and the cap holds at once.
+    let subscription = state
+        .hub
+        .subscribe(recipient.clone(), credential.hash.clone())?;
+    let watch = Watch::new(
+        credential,
+        Arc::clone(&subscription.revoked),
+        state.ws_recheck,
+    );
     let (response, session, stream) = actix_ws::handle(&request, body)
         .map_err(|e| ApiError::bad_request("not_a_websocket", e.to_string()))?;
     let stream = stream
@@ -67,7 +90,8 @@ pub async fn connect(
         .aggregate_continuations()
         .max_continuation_size(MAX_FRAME_BYTES);
     let connection = Connection {
-        subscription: state.hub.subscribe(recipient.clone()),
+        subscription,
+        watch,
         viewer: match &recipient {
             Recipient::Customer(partner, customer) => Viewer::Customer(*partner, customer.clone()),
             Recipient::Agent(agent) => Viewer::Agent(*agent),
@@ -89,7 +113,7 @@ async fn authenticate(
     store: &Store,
     client_id: &str,
     query_token: Option<&str>,
-) -> Result<Recipient, ApiError> {
+) -> Result<(Recipient, Credential), ApiError> {
     let unauthorized = |message: &str| ApiError::unauthorized("invalid_credentials", message);
     let header_token = bearer(request)?;
     let token = match (query_token, &header_token) {
@@ -103,6 +127,11 @@ async fn authenticate(
         }
     };
     let hash = frontdesk_domain::Secret::presented(&token).hash();
+    let credential = |kind, expires_at| Credential {
+        kind,
+        hash: hash.clone(),
+        expires_at,
+    };
     let wanted = parse_client_id(client_id);
     if token.starts_with(prefix::CUSTOMER_SESSION) {
         let session = store
@@ -110,19 +139,23 @@ async fn authenticate(
             .await?
             .ok_or_else(|| unauthorized("the session token is unknown or expired"))?;
         return match wanted {
-            ClientId::Customer(customer) if customer == session.customer => {
-                Ok(Recipient::Customer(session.partner, customer))
-            }
+            ClientId::Customer(customer) if customer == session.customer => Ok((
+                Recipient::Customer(session.partner, customer),
+                credential(Kind::CustomerSession, Some(session.expires_at)),
+            )),
             _ => Err(unauthorized("this token is for another clientId")),
         };
     }
     if token.starts_with(prefix::AGENT_SESSION) {
-        let agent = store
-            .agent_by_session(&hash)
+        let (agent, expires_at) = store
+            .agent_session(&hash)
             .await?
             .ok_or_else(|| unauthorized("the agent token is unknown or expired"))?;
         return match wanted {
-            ClientId::Agent(id) if id == agent.id => Ok(Recipient::Agent(id)),
+            ClientId::Agent(id) if id == agent.id => Ok((
+                Recipient::Agent(id),
+                credential(Kind::AgentSession, Some(expires_at)),
+            )),
             _ => Err(unauthorized("this token is for another clientId")),
         };
     }
@@ -137,7 +170,10 @@ async fn authenticate(
         .await?
         .ok_or_else(|| unauthorized("the API key is unknown"))?;
     match wanted {
-        ClientId::Customer(customer) => Ok(Recipient::Customer(partner.id, customer)),
+        ClientId::Customer(customer) => Ok((
+            Recipient::Customer(partner.id, customer),
+            credential(Kind::PartnerKey, None),
+        )),
         _ => Err(unauthorized(
             "with an API key, clientId is one of your customer ids",
         )),
@@ -146,6 +182,8 @@ async fn authenticate(
 
 struct Connection {
     subscription: Subscription,
+    /// Closes the socket when its credential stops speaking.
+    watch: Watch,
     recipient: Recipient,
     viewer: Viewer,
     client_id: String,
@@ -230,6 +268,7 @@ impl Connection {
             let step = tokio::select! {
                 biased;
                 _ = kill.notified() => Err(End::Close(CloseCode::Policy, "too slow: reconnect with since")),
+                due = self.watch.due() => Box::pin(self.settle(due)).await,
                 outbound = self.subscription.rx.recv() => self.deliver(outbound).await,
                 incoming = stream.next() => {
                     last_heard = Instant::now();
@@ -248,6 +287,14 @@ impl Connection {
                 return end;
             }
         }
+    }
+
+    /// Logout, key rotation or expiry ends the socket with 1008.
+    async fn settle(&mut self, due: Due) -> Result<(), End> {
+        self.watch
+            .settle(due, &self.store)
+            .await
+            .map_err(|why| End::Close(CloseCode::Policy, why))
     }
 
     async fn deliver(&mut self, outbound: Option<Outbound>) -> Result<(), End> {
@@ -335,12 +382,15 @@ impl Connection {
                     .conversation(&self.viewer, typing.conversation_id)
                     .await
                 {
-                    Ok(conversation) => {
-                        let audience = frontdesk_domain::Audience::conversation(&conversation);
-                        self.store
-                            .publish_typing(TypingSignal::new(origin, &audience, typing))
-                            .await
-                    }
+                    Ok(conversation) => match self.viewer.check_activity(&conversation) {
+                        Ok(()) => {
+                            let audience = frontdesk_domain::Audience::conversation(&conversation);
+                            self.store
+                                .publish_typing(TypingSignal::new(origin, &audience, typing))
+                                .await
+                        }
+                        Err(rule) => Err(rule.into()),
+                    },
                     Err(error) => Err(error),
                 };
                 match outcome {

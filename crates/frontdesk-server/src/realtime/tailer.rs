@@ -5,15 +5,24 @@ use std::sync::Arc;
 use frontdesk_store::{FeedItem, Store, StoreError};
 
 use super::Hub;
+use crate::key_cache::KeyCache;
 
 /// Starts tailing at the log's current end; connections catch up on older events themselves.
-pub async fn start(store: &Store, hub: Arc<Hub>) -> Result<(), StoreError> {
+/// A revoked credential is forgotten by the key cache and closes the sockets that used it.
+pub async fn start(store: &Store, hub: Arc<Hub>, keys: Arc<KeyCache>) -> Result<(), StoreError> {
     let mut feed = store.feed().await?;
     actix_web::rt::spawn(async move {
         loop {
             match feed.next().await {
                 FeedItem::Events(events) => hub.dispatch_events(&events),
                 FeedItem::Typing(signal) => hub.dispatch_typing(&signal),
+                FeedItem::Revoked(credential) => {
+                    keys.forget(&credential);
+                    let closed = hub.revoke(&credential);
+                    if closed > 0 {
+                        tracing::info!(sockets = closed, "credential revoked; closing its sockets");
+                    }
+                }
             }
         }
     });

@@ -99,9 +99,12 @@ fn dummy_hash() -> String {
         .clone()
 }
 
-/// `POST /api/agent/logout`: the token stops working at once.
+/// `POST /api/agent/logout`: the token stops working at once, and the WebSockets opened with
+/// it close (on every instance).
 pub async fn logout(auth: AgentAuth, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.store.end_agent_session(&auth.token.hash()).await?;
+    let token = auth.token.hash();
+    state.store.end_agent_session(&token).await?;
+    crate::routes::revoke(&state, &token).await;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -6,6 +6,7 @@ pub mod conversations;
 pub mod customers;
 pub mod health;
 pub mod messages;
+pub mod partner_keys;
 pub mod partners;
 pub mod sessions;
 
@@ -64,6 +65,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::post().to(agents::close),
         )
         .route("/api/admin/agents", web::post().to(agents::create_agent))
+        .route(
+            "/api/admin/partners/{partnerId}/rotate-key",
+            web::post().to(partner_keys::rotate),
+        )
         .configure(console::configure);
 }
 
@@ -77,5 +82,17 @@ pub(crate) fn ensure_speaks_for(
             crate::error::ApiError::forbidden("a customer token speaks only for its own customer"),
         ),
         _ => Ok(()),
+    }
+}
+
+/// Tells every instance that `credential` no longer speaks. Already refused by the database;
+/// should the signal fail, each socket's periodic re-check still closes it.
+pub(crate) async fn revoke(
+    state: &crate::state::AppState,
+    credential: &frontdesk_domain::SecretHash,
+) {
+    state.keys.forget(credential);
+    if let Err(error) = state.store.publish_revocation(credential).await {
+        tracing::warn!(%error, "revocation signal not sent; sockets close at their re-check");
     }
 }

@@ -1,6 +1,5 @@
 use actix_web::{web, HttpResponse};
 use frontdesk_domain::credentials::prefix;
-use frontdesk_domain::limits::CUSTOMER_SESSION_SECONDS;
 use frontdesk_domain::{CustomerId, Secret, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -37,7 +36,7 @@ pub async fn create(
             partner.id,
             &customer,
             &token.hash(),
-            time::Duration::seconds(CUSTOMER_SESSION_SECONDS),
+            state.customer_session,
         )
         .await?;
     Ok(HttpResponse::Created().json(Session {

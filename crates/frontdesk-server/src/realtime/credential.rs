@@ -1,0 +1,125 @@
+//! What a socket authenticated with, and the watch that closes it once that credential stops
+//! speaking: at its expiry (a timer), at once when it is revoked anywhere (logout, key
+//! rotation: a signal through the event feed), and at the latest at the next periodic
+//! re-check against the database (in case a signal was lost).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use frontdesk_domain::{SecretHash, Timestamp};
+use frontdesk_store::{Store, StoreError};
+use rand::Rng;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// The kinds of credential a socket can open with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    CustomerSession,
+    AgentSession,
+    PartnerKey,
+}
+
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub kind: Kind,
+    pub hash: SecretHash,
+    /// `None` for an API key, which lasts until it is rotated.
+    pub expires_at: Option<Timestamp>,
+}
+
+impl Credential {
+    /// Whether the credential still speaks: not expired, logged out or rotated.
+    pub async fn still_valid(&self, store: &Store) -> Result<bool, StoreError> {
+        Ok(match self.kind {
+            Kind::CustomerSession => store.customer_session(&self.hash).await?.is_some(),
+            Kind::AgentSession => store.agent_session(&self.hash).await?.is_some(),
+            Kind::PartnerKey => store.partner_by_key(&self.hash).await?.is_some(),
+        })
+    }
+}
+
+/// Why a socket's credential needs attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    Revoked,
+    Expired,
+    Recheck,
+}
+
+/// The close reasons a client sees (with code 1008).
+pub const REVOKED: &str = "credentials revoked";
+pub const EXPIRED: &str = "session expired";
+
+pub struct Watch {
+    credential: Credential,
+    /// Raised by the hub when a revocation for this credential arrives.
+    revoked: Arc<Notify>,
+    expires: Option<Instant>,
+    recheck: Duration,
+    next_check: Instant,
+}
+
+impl Watch {
+    pub fn new(credential: Credential, revoked: Arc<Notify>, recheck: Duration) -> Self {
+        let expires = credential.expires_at.map(|at| {
+            let left = at.as_offset() - time::OffsetDateTime::now_utc();
+            Instant::now() + Duration::try_from(left).unwrap_or(Duration::ZERO)
+        });
+        let mut watch = Self {
+            credential,
+            revoked,
+            expires,
+            recheck,
+            next_check: Instant::now(),
+        };
+        watch.schedule();
+        watch
+    }
+
+    /// The next re-check, jittered (0.5 to 1.5 times the interval) so that sockets opened
+    /// together do not query together.
+    fn schedule(&mut self) {
+        let factor = rand::rng().random_range(0.5..1.5);
+        self.next_check = Instant::now() + self.recheck.mul_f64(factor);
+    }
+
+    /// Resolves when something is due. Cancel-safe: deadlines are absolute and a revocation
+    /// leaves a permit behind, so the serve loop can make a new one every turn.
+    pub async fn due(&self) -> Due {
+        let expiry = async {
+            match self.expires {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = self.revoked.notified() => Due::Revoked,
+            _ = expiry => Due::Expired,
+            _ = tokio::time::sleep_until(self.next_check) => Due::Recheck,
+        }
+    }
+
+    /// Acts on `due`: `Err` with the close reason when the socket must go. A re-check that
+    /// cannot reach the database keeps the socket and tries again later: an outage must not
+    /// disconnect everyone.
+    pub async fn settle(&mut self, due: Due, store: &Store) -> Result<(), &'static str> {
+        match due {
+            Due::Revoked => Err(REVOKED),
+            Due::Expired => Err(EXPIRED),
+            Due::Recheck => {
+                let valid = self.credential.still_valid(store).await;
+                self.schedule();
+                match valid {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(REVOKED),
+                    Err(error) => {
+                        tracing::debug!(%error, "credential re-check failed; keeping the socket");
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+}
