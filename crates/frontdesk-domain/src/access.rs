@@ -1,8 +1,8 @@
 //! Who is asking, and what they may see.
 
 use crate::conversation::Conversation;
-use crate::error::DomainError;
 use crate::customer::CustomerId;
+use crate::error::DomainError;
 use crate::partner::PartnerId;
 
 /// The authenticated caller of a request.

@@ -198,7 +198,9 @@ mod tests {
             .check_close_by(5, true)
             .is_ok());
         assert!(conversation(Waiting, None).check_agent_activity(5).is_ok());
-        assert!(conversation(Active, Some(2)).check_agent_activity(2).is_ok());
+        assert!(conversation(Active, Some(2))
+            .check_agent_activity(2)
+            .is_ok());
         assert_eq!(
             conversation(Active, Some(2)).check_agent_activity(5),
             Err(DomainError::AssignedElsewhere)

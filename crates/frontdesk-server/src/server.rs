@@ -42,7 +42,12 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let keys = Arc::new(KeyCache::default());
     // The feed reads the log after every commit, through a connection of its own (opened
     // here, on the runtime that runs the tailer), like each worker and the writer.
-    tailer::start(&store.with_own_pool(1)?, Arc::clone(&hub), Arc::clone(&keys)).await?;
+    tailer::start(
+        &store.with_own_pool(1)?,
+        Arc::clone(&hub),
+        Arc::clone(&keys),
+    )
+    .await?;
 
     let state = AppState::new(store, Arc::clone(&hub), keys, &config);
     let workers = match config.workers {

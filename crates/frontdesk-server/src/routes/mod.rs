@@ -86,12 +86,15 @@ pub(crate) fn ensure_speaks_for(
 }
 
 /// Tells every instance that `credential` no longer speaks. Already refused by the database;
-/// should the signal fail, each socket's periodic re-check still closes it.
+/// this instance's sockets are told before the response goes (so a frame the client sends
+/// after it is never handled), the others' through the event feed; should that signal fail,
+/// each socket's periodic re-check still closes it.
 pub(crate) async fn revoke(
     state: &crate::state::AppState,
     credential: &frontdesk_domain::SecretHash,
 ) {
     state.keys.forget(credential);
+    state.hub.revoke(credential);
     if let Err(error) = state.store.publish_revocation(credential).await {
         tracing::warn!(%error, "revocation signal not sent; sockets close at their re-check");
     }

@@ -32,12 +32,7 @@ pub async fn create(
     let token = Secret::generate(prefix::CUSTOMER_SESSION, &mut rand::rng());
     let session = state
         .store
-        .create_customer_session(
-            partner.id,
-            &customer,
-            &token.hash(),
-            state.customer_session,
-        )
+        .create_customer_session(partner.id, &customer, &token.hash(), state.customer_session)
         .await?;
     Ok(HttpResponse::Created().json(Session {
         token: token.expose().to_owned(),
