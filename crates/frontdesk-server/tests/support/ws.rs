@@ -110,6 +110,28 @@ impl WsClient {
             .unwrap_or_else(|e| panic!("send: {e}"));
     }
 
+    /// Sends without panicking when the server has already closed: whether it went out.
+    pub async fn try_send(&mut self, frame: &Value) -> bool {
+        self.stream
+            .send(Message::text(frame.to_string()))
+            .await
+            .is_ok()
+    }
+
+    /// Reads until the server ends the connection; its close code and reason, if it sent them.
+    pub async fn close_reason(&mut self) -> Option<(u16, String)> {
+        loop {
+            match tokio::time::timeout(PATIENCE, self.stream.next()).await {
+                Err(_) => panic!("the server did not end the connection"),
+                Ok(None) | Ok(Some(Err(_))) => return None,
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return frame.map(|f| (u16::from(f.code), f.reason.to_string()))
+                }
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
     /// The next JSON frame, or `None` if the connection ended or `wait` passed.
     pub async fn next_within(&mut self, wait: Duration) -> Option<Value> {
         loop {
