@@ -3,6 +3,7 @@
 //! rotation: a signal through the event feed), and at the latest at the next periodic
 //! re-check against the database (in case a signal was lost).
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use frontdesk_domain::{SecretHash, Timestamp};
 use frontdesk_store::{Store, StoreError};
 use rand::Rng;
 use tokio::sync::Notify;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 /// The kinds of credential a socket can open with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +58,9 @@ pub struct Watch {
     revoked: Arc<Notify>,
     expires: Option<Instant>,
     recheck: Duration,
-    next_check: Instant,
+    /// Fires at the expiry or the next re-check, whichever comes first: one timer per socket,
+    /// kept across turns of the serve loop rather than made anew each turn.
+    timer: Pin<Box<Sleep>>,
 }
 
 impl Watch {
@@ -71,33 +74,36 @@ impl Watch {
             revoked,
             expires,
             recheck,
-            next_check: Instant::now(),
+            timer: Box::pin(tokio::time::sleep_until(Instant::now())),
         };
         watch.schedule();
         watch
     }
 
-    /// The next re-check, jittered (0.5 to 1.5 times the interval) so that sockets opened
-    /// together do not query together.
+    /// Sets the timer to the next re-check, jittered (0.5 to 1.5 times the interval) so that
+    /// sockets opened together do not query together, or to the expiry if that comes first.
     fn schedule(&mut self) {
         let factor = rand::rng().random_range(0.5..1.5);
-        self.next_check = Instant::now() + self.recheck.mul_f64(factor);
+        let next_check = Instant::now() + self.recheck.mul_f64(factor);
+        let at = self
+            .expires
+            .map_or(next_check, |expires| expires.min(next_check));
+        self.timer.as_mut().reset(at);
     }
 
-    /// Resolves when something is due. Cancel-safe: deadlines are absolute and a revocation
-    /// leaves a permit behind, so the serve loop can make a new one every turn.
-    pub async fn due(&self) -> Due {
-        let expiry = async {
-            match self.expires {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
+    /// Resolves when something is due. Cancel-safe: the timer persists and a revocation
+    /// leaves a permit behind, so the serve loop may drop this future every turn.
+    pub async fn due(&mut self) -> Due {
         tokio::select! {
             biased;
             _ = self.revoked.notified() => Due::Revoked,
-            _ = expiry => Due::Expired,
-            _ = tokio::time::sleep_until(self.next_check) => Due::Recheck,
+            _ = self.timer.as_mut() => {
+                if self.expires.is_some_and(|at| at <= Instant::now()) {
+                    Due::Expired
+                } else {
+                    Due::Recheck
+                }
+            }
         }
     }
 
