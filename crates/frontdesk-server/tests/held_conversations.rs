@@ -3,9 +3,19 @@
 
 mod support;
 
+use std::future::Future;
+
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 use support::{error_code, Backend, Server, TestDb, WsClient};
+
+/// A frame that must come soon. `WsClient::expect`'s patience restarts with every server ping
+/// it skips; this bound does not.
+async fn soon(frame: impl Future<Output = Value>) -> Value {
+    tokio::time::timeout(support::ws::PATIENCE, frame)
+        .await
+        .unwrap_or_else(|_| panic!("the frame did not come"))
+}
 
 async fn another_agents_conversation_is_off_limits(backend: Backend) {
     let db = TestDb::new(backend).await;
@@ -24,7 +34,7 @@ async fn another_agents_conversation_is_off_limits(backend: Backend) {
     intruding
         .send(&json!({"type": "typing", "payload": {"conversationId": conversation, "isTyping": true}}))
         .await;
-    let refused = intruding.expect("error").await;
+    let refused = soon(intruding.expect("error")).await;
     assert_eq!(
         refused["payload"]["code"], "assigned_elsewhere",
         "{refused}"
@@ -32,7 +42,7 @@ async fn another_agents_conversation_is_off_limits(backend: Backend) {
     intruding
         .send(&json!({"type": "read", "payload": {"conversationId": conversation, "messageId": hello["id"]}}))
         .await;
-    let refused = intruding.expect("error").await;
+    let refused = soon(intruding.expect("error")).await;
     assert_eq!(
         refused["payload"]["code"], "assigned_elsewhere",
         "{refused}"
@@ -62,6 +72,11 @@ async fn another_agents_conversation_is_off_limits(backend: Backend) {
     server.mark_read(&holder, conversation, &hello["id"]).await;
     assert_eq!(
         ann.expect("read").await["payload"]["messageId"],
+        hello["id"]
+    );
+    // The holder hears its own receipt too (its other tabs need it), and nothing else.
+    assert_eq!(
+        holding.expect("read").await["payload"]["messageId"],
         hello["id"]
     );
     holding.expect_quiet().await;

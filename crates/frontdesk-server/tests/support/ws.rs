@@ -119,9 +119,11 @@ impl WsClient {
     }
 
     /// Reads until the server ends the connection; its close code and reason, if it sent them.
+    /// The patience is for the whole wait: the server's pings do not extend it.
     pub async fn close_reason(&mut self) -> Option<(u16, String)> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            match tokio::time::timeout(PATIENCE, self.stream.next()).await {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
                 Err(_) => panic!("the server did not end the connection"),
                 Ok(None) | Ok(Some(Err(_))) => return None,
                 Ok(Some(Ok(Message::Close(frame)))) => {
