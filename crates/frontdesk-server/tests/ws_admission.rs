@@ -126,7 +126,7 @@ async fn caps_per_customer_agent_partner_and_instance() {
     let mut dave = ready_once_freed(&server, &by_key("dave"), Some(&acme.key)).await;
 
     // An agent's own cap (7 sockets so far, 9 allowed).
-    let mut staff = vec![
+    let mut staff = [
         WsClient::agent(&server, &agent).await,
         WsClient::agent(&server, &agent).await,
     ];
