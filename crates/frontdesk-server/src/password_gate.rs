@@ -6,9 +6,10 @@
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
+use frontdesk_domain::agent::PasswordMemory;
 use tokio::sync::{oneshot, Semaphore};
 
-type Job = Box<dyn FnOnce() + Send>;
+type Job = Box<dyn FnOnce(&mut PasswordMemory) + Send>;
 
 /// Every hashing slot is taken: try again shortly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -32,15 +33,19 @@ impl PasswordGate {
             let receiver = Arc::clone(&receiver);
             let spawned = std::thread::Builder::new()
                 .name(format!("password-hash-{n}"))
-                .spawn(move || loop {
-                    let job = match receiver.lock() {
-                        Ok(receiver) => receiver.recv(),
-                        Err(_) => return,
-                    };
-                    match job {
-                        Ok(job) => job(),
-                        // The gate is gone: the server is stopping.
-                        Err(_) => return,
+                .spawn(move || {
+                    // This thread's argon2 memory, allocated once and reused by every hash.
+                    let mut memory = PasswordMemory::default();
+                    loop {
+                        let job = match receiver.lock() {
+                            Ok(receiver) => receiver.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(&mut memory),
+                            // The gate is gone: the server is stopping.
+                            Err(_) => return,
+                        }
                     }
                 });
             if let Err(error) = spawned {
@@ -53,18 +58,18 @@ impl PasswordGate {
         }
     }
 
-    /// Runs `work` (which hashes or verifies a password) on a hashing thread, or refuses at
-    /// once when every slot is taken.
+    /// Runs `work` (which hashes or verifies a password in the memory it is given) on a
+    /// hashing thread, or refuses at once when every slot is taken.
     pub async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&mut PasswordMemory) -> T + Send + 'static,
     ) -> Result<T, HashingBusy> {
         let permit = Arc::clone(&self.admitted)
             .try_acquire_owned()
             .map_err(|_| HashingBusy)?;
         let (done, result) = oneshot::channel();
-        let job: Job = Box::new(move || {
-            let output = work();
+        let job: Job = Box::new(move |memory| {
+            let output = work(memory);
             drop(permit);
             let _ = done.send(output);
         });
@@ -90,22 +95,22 @@ mod tests {
             let wait = Arc::clone(&wait);
             let gate = Arc::clone(&gate);
             tokio::spawn(async move {
-                gate.run(move || wait.lock().map(|w| w.recv().is_ok()).unwrap_or(false))
+                gate.run(move |_| wait.lock().map(|w| w.recv().is_ok()).unwrap_or(false))
                     .await
             })
         };
         let queued = {
             let gate = Arc::clone(&gate);
-            tokio::spawn(async move { gate.run(|| 7).await })
+            tokio::spawn(async move { gate.run(|_| 7).await })
         };
         // Both admitted jobs hold their permits until done: a third is refused at once.
         while gate.admitted.available_permits() > 0 {
             tokio::task::yield_now().await;
         }
-        assert_eq!(gate.run(|| 0).await, Err(HashingBusy));
+        assert_eq!(gate.run(|_| 0).await, Err(HashingBusy));
         let _ = release.send(());
         assert_eq!(blocked.await.ok(), Some(Ok(true)));
         assert_eq!(queued.await.ok(), Some(Ok(7)));
-        assert_eq!(gate.run(|| 1).await, Ok(1));
+        assert_eq!(gate.run(|_| 1).await, Ok(1));
     }
 }

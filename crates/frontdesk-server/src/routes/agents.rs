@@ -3,6 +3,7 @@
 use std::sync::OnceLock;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use frontdesk_domain::agent::PasswordMemory;
 use frontdesk_domain::credentials::prefix;
 use frontdesk_domain::customer::format_birthdate;
 use frontdesk_domain::{
@@ -63,9 +64,9 @@ pub async fn login(
     let stored = found.as_ref().map(|(_, hash)| hash.clone());
     let checked = state
         .hashing
-        .run(move || {
-            let stored = stored.unwrap_or_else(dummy_hash);
-            frontdesk_domain::agent::verify_password(&password, &stored)
+        .run(move |memory| {
+            let stored = stored.unwrap_or_else(|| dummy_hash(memory));
+            memory.verify(&password, &stored)
         })
         .await;
     let matches = match checked {
@@ -106,12 +107,13 @@ pub async fn login(
 
 /// A real argon2id hash of a random password nobody knows, so a login for an unknown email
 /// costs the same as one for a known email.
-fn dummy_hash() -> String {
+fn dummy_hash(memory: &mut PasswordMemory) -> String {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY
         .get_or_init(|| {
             let password = Secret::generate("", &mut rand::rng());
-            frontdesk_domain::agent::hash_password(password.expose(), &mut rand::rng())
+            memory
+                .hash(password.expose(), &mut rand::rng())
                 .unwrap_or_default()
         })
         .clone()
@@ -282,7 +284,7 @@ pub async fn create_agent(
     // argon2 takes tens of milliseconds and 19 MiB: through the hashing gate.
     let signup = state
         .hashing
-        .run(move || new_agent.validate(&mut rand::rng()))
+        .run(move |memory| new_agent.validate_with(&mut rand::rng(), memory))
         .await??;
     let agent = state.store.create_agent(&signup).await?;
     Ok(HttpResponse::Created().json(agent))
