@@ -152,7 +152,7 @@ async fn a_concurrent_flood_is_cut_off_before_hashing_and_memory_stays_flat(back
 
     // The real agent, from elsewhere, still signs in.
     let (status, _, body) = sign_in(
-        &server,
+        server,
         &client_from("127.0.0.3"),
         "ann@example.com",
         PASSWORD,
