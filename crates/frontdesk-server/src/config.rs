@@ -109,7 +109,7 @@ pub struct ServeConfig {
 
     /// Failed admin-token attempts allowed per client address per sign-in window.
     #[arg(long, env = "FRONTDESK_ADMIN_TOKEN_FAILURES", default_value_t = 10)]
-    pub admin_token_failures: i64,
+    pub admin_token_failures: u32,
 
     /// `open` (default) or `admin` (registering a partner needs the admin token).
     #[arg(
@@ -131,16 +131,16 @@ pub struct ServeConfig {
         env = "FRONTDESK_SIGN_IN_PER_ACCOUNT_ADDRESS",
         default_value_t = 5
     )]
-    pub sign_in_per_account_address: i64,
+    pub sign_in_per_account_address: u32,
 
     /// Sign-in attempts allowed per client address per window, whatever the accounts.
     #[arg(long, env = "FRONTDESK_SIGN_IN_PER_ADDRESS", default_value_t = 20)]
-    pub sign_in_per_address: i64,
+    pub sign_in_per_address: u32,
 
     /// Failed sign-ins per account per window (from any address) after which each further
     /// attempt on it is delayed, doubling from 250 ms; never refused.
     #[arg(long, env = "FRONTDESK_SIGN_IN_PER_ACCOUNT", default_value_t = 20)]
-    pub sign_in_per_account: i64,
+    pub sign_in_per_account: u32,
 
     /// The longest delay a sign-in for a much-guessed account waits, in seconds.
     #[arg(long, env = "FRONTDESK_SIGN_IN_MAX_DELAY_SECS", default_value_t = 10.0)]

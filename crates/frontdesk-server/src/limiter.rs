@@ -45,12 +45,12 @@ pub struct ThrottleLimits {
 impl ThrottleLimits {
     pub fn from_config(config: &ServeConfig) -> Self {
         Self {
-            per_account_address: config.sign_in_per_account_address,
-            per_address: config.sign_in_per_address,
-            per_account: config.sign_in_per_account,
+            per_account_address: i64::from(config.sign_in_per_account_address),
+            per_address: i64::from(config.sign_in_per_address),
+            per_account: i64::from(config.sign_in_per_account),
             max_delay: Duration::from_secs_f64(config.sign_in_max_delay_secs.clamp(0.0, 3600.0)),
             window: Duration::from_secs(config.sign_in_window_secs.max(1)),
-            admin_token_failures: config.admin_token_failures,
+            admin_token_failures: i64::from(config.admin_token_failures),
         }
     }
 
