@@ -17,7 +17,12 @@
 //! Keys are digests (no email or address is stored in clear); rows whose window has ended are
 //! pruned at most once a minute per instance, so the table holds at most the keys hit in one
 //! window plus a minute: per address one row plus at most `per_address` pairs and accounts.
+//!
+//! Each instance also remembers, in memory, the keys the database has refused until their
+//! window ends, so a flood of refused attempts costs no database write (at most
+//! `MAX_BLOCKED` keys; past that the database alone answers).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -31,6 +36,8 @@ use crate::config::ServeConfig;
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// The first delay once an account is past its limit.
 const FIRST_DELAY: Duration = Duration::from_millis(250);
+/// Refused keys remembered in memory per instance (each about 100 bytes).
+const MAX_BLOCKED: usize = 100_000;
 
 #[derive(Debug, Clone)]
 pub struct ThrottleLimits {
@@ -86,6 +93,8 @@ pub struct AdminAttempt {
 pub struct Throttle {
     limits: ThrottleLimits,
     last_prune: Mutex<Option<Instant>>,
+    /// Keys over their limit, until their window ends.
+    blocked: Mutex<HashMap<String, Instant>>,
 }
 
 /// `Err(wait)`: refused, with how long until the window ends.
@@ -96,7 +105,46 @@ impl Throttle {
         Self {
             limits,
             last_prune: Mutex::new(None),
+            blocked: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How long `key` is still known to be refused on this instance.
+    fn blocked_for(&self, key: &str) -> Option<Duration> {
+        let blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
+        let until = blocked.get(key)?;
+        let left = until.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then_some(left)
+    }
+
+    /// Remembers that the database refused `key` for `wait`; returns `wait`.
+    fn block(&self, key: &str, wait: Duration) -> Duration {
+        let now = Instant::now();
+        let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
+        if blocked.len() >= MAX_BLOCKED {
+            blocked.retain(|_, until| *until > now);
+        }
+        if blocked.len() < MAX_BLOCKED {
+            blocked.insert(key.to_owned(), now + wait);
+        }
+        wait
+    }
+
+    /// Counts one hit on `key`; `Err(wait)` when it is over `limit` (known here, or just now).
+    async fn hit(
+        &self,
+        store: &Store,
+        key: &str,
+        limit: i64,
+    ) -> Result<Admission<i64>, StoreError> {
+        if let Some(wait) = self.blocked_for(key) {
+            return Ok(Err(wait));
+        }
+        let hit = store.throttle_hit(key, self.window()).await?;
+        if hit.hits > limit {
+            return Ok(Err(self.block(key, hit.remaining())));
+        }
+        Ok(Ok(hit.hits))
     }
 
     fn window(&self) -> time::Duration {
@@ -119,18 +167,24 @@ impl Throttle {
             account: key("sign-in-account", &email),
             delay: Duration::ZERO,
         };
-        let window = self.window();
-        let hit = store.throttle_hit(&reservation.address, window).await?;
-        if hit.hits > self.limits.per_address {
-            return Ok(Err(hit.remaining()));
+        if let Err(wait) = self
+            .hit(store, &reservation.address, self.limits.per_address)
+            .await?
+        {
+            return Ok(Err(wait));
         }
-        let hit = store.throttle_hit(&reservation.pair, window).await?;
-        if hit.hits > self.limits.per_account_address {
-            return Ok(Err(hit.remaining()));
+        if let Err(wait) = self
+            .hit(store, &reservation.pair, self.limits.per_account_address)
+            .await?
+        {
+            return Ok(Err(wait));
         }
-        let hit = store.throttle_hit(&reservation.account, window).await?;
+        let hits = store
+            .throttle_hit(&reservation.account, self.window())
+            .await?
+            .hits;
         Ok(Ok(Reservation {
-            delay: self.limits.delay(hit.hits),
+            delay: self.limits.delay(hits),
             ..reservation
         }))
     }
@@ -168,11 +222,10 @@ impl Throttle {
         let attempt = AdminAttempt {
             address: key("admin-token-address", &address),
         };
-        let hit = store.throttle_hit(&attempt.address, self.window()).await?;
-        if hit.hits > self.limits.admin_token_failures {
-            return Ok(Err(hit.remaining()));
-        }
-        Ok(Ok(attempt))
+        Ok(self
+            .hit(store, &attempt.address, self.limits.admin_token_failures)
+            .await?
+            .map(|_| attempt))
     }
 
     /// The attempt was not a wrong guess (the right token, or a valid agent session).

@@ -58,6 +58,12 @@ impl PasswordGate {
         }
     }
 
+    /// Whether every slot is taken now (a cheap early answer under a flood; `run` still
+    /// decides).
+    pub fn is_full(&self) -> bool {
+        self.admitted.available_permits() == 0
+    }
+
     /// Runs `work` (which hashes or verifies a password in the memory it is given) on a
     /// hashing thread, or refuses at once when every slot is taken.
     pub async fn run<T: Send + 'static>(

@@ -19,6 +19,7 @@ on_both_backends!(
     an_attacker_cannot_lock_an_agent_out,
     one_address_guessing_many_accounts_is_throttled,
     many_addresses_guessing_one_account_slow_it_but_never_lock_it,
+    a_forwarded_address_counts_only_from_a_trusted_proxy,
 );
 
 const PASSWORD: &str = "a long enough password";
@@ -41,9 +42,24 @@ async fn sign_in(
     email: &str,
     password: &str,
 ) -> (StatusCode, Option<u64>, Value) {
-    let response = client
+    sign_in_forwarded(server, client, None, email, password).await
+}
+
+/// `sign_in` with an `X-Forwarded-For` header.
+async fn sign_in_forwarded(
+    server: &Server,
+    client: &reqwest::Client,
+    forwarded_for: Option<&str>,
+    email: &str,
+    password: &str,
+) -> (StatusCode, Option<u64>, Value) {
+    let mut request = client
         .post(server.url("/api/agent/login"))
-        .json(&json!({"email": email, "password": password}))
+        .json(&json!({"email": email, "password": password}));
+    if let Some(forwarded_for) = forwarded_for {
+        request = request.header("x-forwarded-for", forwarded_for);
+    }
+    let response = request
         .send()
         .await
         .unwrap_or_else(|e| panic!("sign-in: {e}\nserver log:\n{}", server.log()));
@@ -248,6 +264,83 @@ async fn many_addresses_guessing_one_account_slow_it_but_never_lock_it(backend: 
         status,
         StatusCode::OK,
         "30 failures from 6 addresses: {body}"
+    );
+}
+
+/// `X-Forwarded-For` cannot be used to dodge the per-address counts: it is ignored unless the
+/// peer is a configured trusted proxy, and then names the client.
+async fn a_forwarded_address_counts_only_from_a_trusted_proxy(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = Server::start(&db).await;
+    server.agent("ann@example.com", false).await;
+    let attacker = client_from("127.0.0.2");
+    for n in 0..5 {
+        let forged = format!("198.51.100.{n}");
+        let (status, _, body) = sign_in_forwarded(
+            &server,
+            &attacker,
+            Some(&forged),
+            "ann@example.com",
+            "wrong!!",
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    let (status, _, body) = sign_in_forwarded(
+        &server,
+        &attacker,
+        Some("198.51.100.99"),
+        "ann@example.com",
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a forged header changes nothing: {body}"
+    );
+    drop(server);
+
+    let db = TestDb::new(backend).await;
+    let proxied = Server::start_with(&db, &[("FRONTDESK_TRUSTED_PROXIES", "127.0.0.4")]).await;
+    proxied.agent("ann@example.com", false).await;
+    let proxy = client_from("127.0.0.4");
+    for _ in 0..5 {
+        let (status, _, body) = sign_in_forwarded(
+            &proxied,
+            &proxy,
+            Some("6.6.6.6, 203.0.113.7"),
+            "ann@example.com",
+            "wrong!!",
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    let (status, _, body) = sign_in_forwarded(
+        &proxied,
+        &proxy,
+        Some("203.0.113.7"),
+        "ann@example.com",
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the proxy's client is throttled: {body}"
+    );
+    let (status, _, body) = sign_in_forwarded(
+        &proxied,
+        &proxy,
+        Some("203.0.113.8"),
+        "ann@example.com",
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "another client behind the same proxy: {body}"
     );
 }
 

@@ -47,6 +47,10 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let Login { email, password } = body.into_inner();
     let ip = client_ip(&request, &state.trusted_proxies);
+    if state.hashing.is_full() {
+        // Saturated: answer before counting anything, so a flood costs no database writes.
+        return Err(crate::password_gate::HashingBusy.into());
+    }
     let reservation = state
         .logins
         .reserve(&state.store, &email, ip)
