@@ -221,6 +221,20 @@ async fn one_address_guessing_many_accounts_is_throttled(backend: Backend) {
     let (status, retry, body) = sign_in(&server, &attacker, "ann@example.com", PASSWORD).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_refusal(status, retry, &body);
+    // More distinct emails add no rows: the address is refused before any pair or account is
+    // counted. Rows: the attacker's address, 20 pairs, 20 accounts, one address for the
+    // agent's own sign-in at creation.
+    for n in 100..200 {
+        let (status, _, _) = sign_in(
+            &server,
+            &attacker,
+            &format!("user{n}@example.com"),
+            PASSWORD,
+        )
+        .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert!(db.count("throttle_counters").await <= 42);
 
     let elsewhere = client_from("127.0.0.3");
     let (status, _, body) = sign_in(&server, &elsewhere, "user0@example.com", PASSWORD).await;
