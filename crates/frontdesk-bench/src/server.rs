@@ -264,8 +264,14 @@ impl Drop for ServerProcess {
     }
 }
 
+/// The admin token of the servers the bench starts (loopback only), with which it registers
+/// its partner.
+pub const BENCH_ADMIN_TOKEN: &str = "frontdesk-bench-admin-token";
+
 /// The `frontdesk` command for one database: loopback port 0, warnings only except the line
-/// that tells the address, and a WebSocket queue deep enough for the fan-out scenario.
+/// that tells the address, and a WebSocket queue deep enough for the fan-out scenario. It runs
+/// as production should, with registration in `admin` mode (so the start-up log has no
+/// open-registration warning to count, and no registration limit applies).
 pub fn frontdesk_command(binary: &Path, database_url: &str, workdir: &Path) -> Command {
     let mut command = Command::new(binary);
     command
@@ -273,10 +279,11 @@ pub fn frontdesk_command(binary: &Path, database_url: &str, workdir: &Path) -> C
         .current_dir(workdir)
         .env("RUST_LOG", "warn,frontdesk_server=info")
         .env("FRONTDESK_WS_QUEUE", "4096")
+        .env("FRONTDESK_REGISTRATION", "admin")
+        .env("FRONTDESK_ADMIN_TOKEN", BENCH_ADMIN_TOKEN)
         .env_remove("DATABASE_URL")
         .env_remove("FRONTDESK_BIND")
-        .env_remove("FRONTDESK_ADMIN_TOKEN")
-        .env_remove("FRONTDESK_REGISTRATION")
+        .env_remove("FRONTDESK_ADMIN_TOKEN_FILE")
         .env_remove("FRONTDESK_LLM_URL");
     command
 }

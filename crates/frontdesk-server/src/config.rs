@@ -12,6 +12,26 @@ pub struct Cli {
     pub serve: ServeConfig,
 }
 
+impl Cli {
+    /// Parses the command line and environment, noting whether the admin token came from a
+    /// flag (visible to anyone running `ps`), which clap's derive alone cannot tell.
+    pub fn parse_args() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command().get_matches();
+        let mut cli = Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+        let from_flag = |matches: &clap::ArgMatches| {
+            matches.value_source("admin_token") == Some(clap::parser::ValueSource::CommandLine)
+        };
+        cli.serve.admin_token_on_command_line = from_flag(&matches);
+        if let (Some(Command::Serve(config)), Some(("serve", sub))) =
+            (cli.command.as_mut(), matches.subcommand())
+        {
+            config.admin_token_on_command_line = from_flag(sub);
+        }
+        cli
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start the server (the default).
@@ -70,9 +90,26 @@ pub struct ServeConfig {
     )]
     pub database_url: String,
 
-    /// Bearer token for /api/admin/*; admin routes are off when unset.
+    /// Bearer token for /api/admin/*; admin routes are off when unset. Pass it in the
+    /// environment or with --admin-token-file: as a flag it shows in `ps`.
     #[arg(long, env = "FRONTDESK_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+
+    /// A file whose content (trailing newline trimmed) is the admin token.
+    #[arg(
+        long,
+        env = "FRONTDESK_ADMIN_TOKEN_FILE",
+        conflicts_with = "admin_token"
+    )]
+    pub admin_token_file: Option<std::path::PathBuf>,
+
+    /// Set by `Cli::parse_args` when --admin-token was given on the command line (warned about).
+    #[arg(skip)]
+    pub admin_token_on_command_line: bool,
+
+    /// Failed admin-token attempts allowed per client address per sign-in window.
+    #[arg(long, env = "FRONTDESK_ADMIN_TOKEN_FAILURES", default_value_t = 10)]
+    pub admin_token_failures: u32,
 
     /// `open` (default) or `admin` (registering a partner needs the admin token).
     #[arg(
@@ -82,6 +119,49 @@ pub struct ServeConfig {
         default_value = "open"
     )]
     pub registration: Registration,
+
+    /// Partner registrations per client address per hour while registration is open (also the
+    /// burst allowed at once).
+    #[arg(long, env = "FRONTDESK_REGISTRATIONS_PER_HOUR", default_value_t = 20)]
+    pub registrations_per_hour: u32,
+
+    /// Sign-in attempts allowed per account and client address pair per window.
+    #[arg(
+        long,
+        env = "FRONTDESK_SIGN_IN_PER_ACCOUNT_ADDRESS",
+        default_value_t = 5
+    )]
+    pub sign_in_per_account_address: u32,
+
+    /// Sign-in attempts allowed per client address per window, whatever the accounts.
+    #[arg(long, env = "FRONTDESK_SIGN_IN_PER_ADDRESS", default_value_t = 20)]
+    pub sign_in_per_address: u32,
+
+    /// Failed sign-ins per account per window (from any address) after which each further
+    /// attempt on it is delayed, doubling from 250 ms; never refused.
+    #[arg(long, env = "FRONTDESK_SIGN_IN_PER_ACCOUNT", default_value_t = 20)]
+    pub sign_in_per_account: u32,
+
+    /// The longest delay a sign-in for a much-guessed account waits, in seconds.
+    #[arg(long, env = "FRONTDESK_SIGN_IN_MAX_DELAY_SECS", default_value_t = 10.0)]
+    pub sign_in_max_delay_secs: f64,
+
+    /// The window the sign-in and admin-token counts are kept for, in seconds.
+    #[arg(long, env = "FRONTDESK_SIGN_IN_WINDOW_SECS", default_value_t = 900)]
+    pub sign_in_window_secs: u64,
+
+    /// Password hashes (argon2id, about 19 MiB each) computed at once; 0 means one per CPU core.
+    #[arg(long, env = "FRONTDESK_PASSWORD_HASHES", default_value_t = 0)]
+    pub password_hashes: usize,
+
+    /// Sign-ins that may wait for a hashing slot; beyond them the answer is 503 at once.
+    #[arg(long, env = "FRONTDESK_PASSWORD_HASH_QUEUE", default_value_t = 16)]
+    pub password_hash_queue: usize,
+
+    /// Proxies (comma-separated IP addresses) whose `X-Forwarded-For` names the client; from
+    /// any other peer the header is ignored and the peer address is the client's.
+    #[arg(long, env = "FRONTDESK_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 
     /// Database connections per server instance.
     #[arg(long, env = "FRONTDESK_DB_POOL_SIZE", default_value_t = 16)]

@@ -122,6 +122,16 @@ impl ResponseError for ApiError {
     }
 }
 
+impl From<crate::password_gate::HashingBusy> for ApiError {
+    fn from(busy: crate::password_gate::HashingBusy) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!("{busy}; try again shortly"),
+        )
+    }
+}
+
 impl From<ValidationError> for ApiError {
     fn from(error: ValidationError) -> Self {
         Self {

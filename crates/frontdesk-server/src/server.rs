@@ -24,6 +24,8 @@ pub enum ServeError {
         bind: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    AdminToken(#[from] crate::admin_token::AdminTokenFileError),
     #[error("server stopped with an error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -32,6 +34,8 @@ pub enum ServeError {
 /// it stops accepting, closes WebSockets with 1001, lets in-flight requests finish (30 s at
 /// most) and returns.
 pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
+    let admin_token = crate::admin_token::load(&config)?;
+    routes::partners::warn_if_open(config.registration);
     let mut store_config = StoreConfig::new(&config.database_url);
     store_config.max_connections = config.db_pool_size.max(1);
     let store = Store::open(&store_config).await?;
@@ -42,7 +46,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     // here, on the runtime that runs the tailer), like each worker and the writer.
     tailer::start(&store.with_own_pool(1)?, Arc::clone(&hub)).await?;
 
-    let state = AppState::new(store, Arc::clone(&hub), &config);
+    let state = AppState::new(store, Arc::clone(&hub), &config, admin_token);
     let workers = match config.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,

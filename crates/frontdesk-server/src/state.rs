@@ -1,16 +1,19 @@
 //! What every handler shares.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use frontdesk_domain::{Secret, SecretHash};
+use frontdesk_domain::SecretHash;
 use frontdesk_store::Store;
 
 use crate::config::{Registration, ServeConfig};
 use crate::key_cache::KeyCache;
-use crate::limiter::LoginLimiter;
+use crate::limiter::{Throttle, ThrottleLimits};
+use crate::password_gate::PasswordGate;
 use crate::realtime::socket::Heartbeat;
 use crate::realtime::Hub;
+use crate::registration_limit::RegistrationLimit;
 
 /// One per worker thread (see `for_worker` and `server::WORKER_STATE`); all but the store are
 /// shared by every worker.
@@ -19,7 +22,13 @@ pub struct AppState {
     pub store: Store,
     pub hub: Arc<Hub>,
     pub heartbeat: Heartbeat,
-    pub logins: Arc<LoginLimiter>,
+    /// Sign-in and admin-token attempts, counted in the database.
+    pub logins: Arc<Throttle>,
+    /// Every argon2 hash or check goes through it.
+    pub hashing: Arc<PasswordGate>,
+    pub registrations: Arc<RegistrationLimit>,
+    /// Peers whose `X-Forwarded-For` is believed (see `client_ip`).
+    pub trusted_proxies: Arc<[IpAddr]>,
     pub keys: Arc<KeyCache>,
     pub registration: Registration,
     /// Digest of the admin token, compared digest to digest.
@@ -42,7 +51,16 @@ impl AppState {
         Ok(found)
     }
 
-    pub fn new(store: Store, hub: Arc<Hub>, config: &ServeConfig) -> Self {
+    pub fn new(
+        store: Store,
+        hub: Arc<Hub>,
+        config: &ServeConfig,
+        admin_token: Option<SecretHash>,
+    ) -> Self {
+        let hashing_threads = match config.password_hashes {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
         let seconds = |s: f64| Duration::from_secs_f64(s.max(0.01));
         Self {
             store,
@@ -51,14 +69,16 @@ impl AppState {
                 interval: seconds(config.ws_ping_secs),
                 timeout: seconds(config.ws_timeout_secs),
             },
-            logins: Arc::default(),
+            logins: Arc::new(Throttle::new(ThrottleLimits::from_config(config))),
+            hashing: Arc::new(PasswordGate::new(
+                hashing_threads,
+                config.password_hash_queue,
+            )),
+            registrations: Arc::new(RegistrationLimit::new(config.registrations_per_hour)),
+            trusted_proxies: config.trusted_proxies.clone().into(),
             keys: Arc::default(),
             registration: config.registration,
-            admin_token: config
-                .admin_token
-                .as_deref()
-                .filter(|token| !token.is_empty())
-                .map(|token| Secret::presented(token).hash()),
+            admin_token,
         }
     }
 

@@ -18,6 +18,7 @@ mod rows;
 mod schema;
 mod sessions;
 mod summaries;
+mod throttle;
 
 pub use error::StoreError;
 pub use events::StoredEvent;
@@ -26,6 +27,7 @@ pub use group_commit::MAX_BATCH as MAX_APPEND_BATCH;
 pub use messages::Appended;
 pub use pool::{Backend, StoreConfig};
 pub use sessions::CustomerSession;
+pub use throttle::ThrottleCount;
 
 use std::sync::{Arc, OnceLock};
 
