@@ -87,6 +87,35 @@ pub struct ServeConfig {
     #[arg(long, env = "FRONTDESK_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: usize,
 
+    /// PostgreSQL `statement_timeout` of every pooled connection, in milliseconds: a statement
+    /// running longer fails (503); on SQLite, the longest a write waits for the instance's
+    /// other writers.
+    #[arg(
+        long,
+        env = "FRONTDESK_DB_STATEMENT_TIMEOUT_MS",
+        default_value_t = 5_000
+    )]
+    pub db_statement_timeout_ms: u64,
+
+    /// PostgreSQL `lock_timeout` of every pooled connection, in milliseconds: a write waiting
+    /// longer for a row another session holds fails (503) and only writes to that row wait.
+    #[arg(long, env = "FRONTDESK_DB_LOCK_TIMEOUT_MS", default_value_t = 1_000)]
+    pub db_lock_timeout_ms: u64,
+
+    /// SQLite busy timeout, in milliseconds: how long a write waits for another process that
+    /// holds the database file's write lock before failing with 503.
+    #[arg(
+        long,
+        env = "FRONTDESK_SQLITE_BUSY_TIMEOUT_MS",
+        default_value_t = 2_000
+    )]
+    pub sqlite_busy_timeout_ms: u64,
+
+    /// The longest a message append may take in all, queueing included, in milliseconds;
+    /// beyond it the sender gets 503.
+    #[arg(long, env = "FRONTDESK_APPEND_TIMEOUT_MS", default_value_t = 10_000)]
+    pub append_timeout_ms: u64,
+
     /// HTTP worker threads; 0 means one per CPU core.
     #[arg(long, env = "FRONTDESK_WORKERS", default_value_t = 0)]
     pub workers: usize,

@@ -3,10 +3,11 @@
 use std::cell::OnceCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
-use frontdesk_store::{Store, StoreConfig};
+use frontdesk_store::{Store, StoreConfig, Timeouts};
 
 use crate::config::ServeConfig;
 use crate::extract;
@@ -34,6 +35,13 @@ pub enum ServeError {
 pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let mut store_config = StoreConfig::new(&config.database_url);
     store_config.max_connections = config.db_pool_size.max(1);
+    let millis = |ms: u64| Duration::from_millis(ms.max(1));
+    store_config.timeouts = Timeouts {
+        statement: millis(config.db_statement_timeout_ms),
+        lock: millis(config.db_lock_timeout_ms),
+        sqlite_busy: millis(config.sqlite_busy_timeout_ms),
+        append: millis(config.append_timeout_ms),
+    };
     let store = Store::open(&store_config).await?;
     tracing::info!(backend = ?store.backend(), "database ready");
 

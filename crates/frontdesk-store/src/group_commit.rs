@@ -2,8 +2,18 @@
 //! that moment and commits them in one transaction, so one fsync (and, on PostgreSQL, one turn
 //! of the event-log lock) serves the whole batch. Nobody is answered before the commit returns,
 //! so an acknowledged message is as durable as with one transaction each.
+//!
+//! A failed batch is told apart by cause. A failure of the database itself (unreachable, busy,
+//! full) fails the whole batch at once: retrying each append would make each wait again. A
+//! failure that may be one row's (a bad row, a conversation locked by another session past
+//! `lock_timeout`) retries the appends one by one, so the others are stored; once one
+//! conversation proved locked, its other appends in the batch fail without waiting again.
+//! Every append carries a key (its `clientMessageId`, or else a server-side append key), so a
+//! retry after a batch whose commit had in fact succeeded finds the stored message instead of
+//! storing it twice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use diesel_async::AsyncConnection;
 use frontdesk_domain::{Audience, Conversation, Event, Message, MessageDraft, Timestamp, Viewer};
@@ -13,6 +23,7 @@ use crate::batch::{pg, sqlite};
 use crate::error::StoreError;
 use crate::events::NewEventRow;
 use crate::feed::Signal;
+use crate::health::StorageHealth;
 use crate::messages::{check, Appended};
 use crate::pool::{DbConn, Pool};
 use crate::rows::{now, ConversationRow, MessageRow, NewMessageRow};
@@ -33,6 +44,9 @@ pub(crate) struct AppendJob {
 struct Request {
     viewer: Viewer,
     draft: MessageDraft,
+    /// Set when the draft has no `clientMessageId`: what a retry of this very append is
+    /// recognised by.
+    append_key: Option<String>,
 }
 
 pub(crate) enum Outcome {
@@ -42,14 +56,31 @@ pub(crate) enum Outcome {
     Failed(StoreError),
 }
 
-/// Starts the writer; it stops when every sender (every `Store` clone) is gone.
-pub(crate) fn start(pool: Pool, signals: broadcast::Sender<Signal>) -> mpsc::Sender<AppendJob> {
-    let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(pool, signals, rx));
-    tx
+/// The writer's end: where appends are handed in, and how long each may take in all.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<AppendJob>,
+    deadline: Duration,
 }
 
-async fn run(pool: Pool, signals: broadcast::Sender<Signal>, mut rx: mpsc::Receiver<AppendJob>) {
+/// Starts the writer; it stops when every sender (every `Store` clone) is gone.
+pub(crate) fn start(
+    pool: Pool,
+    signals: broadcast::Sender<Signal>,
+    health: StorageHealth,
+    deadline: Duration,
+) -> Writer {
+    let (jobs, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(run(pool, signals, health, rx));
+    Writer { jobs, deadline }
+}
+
+async fn run(
+    pool: Pool,
+    signals: broadcast::Sender<Signal>,
+    health: StorageHealth,
+    mut rx: mpsc::Receiver<AppendJob>,
+) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         jobs.push(first);
@@ -59,26 +90,33 @@ async fn run(pool: Pool, signals: broadcast::Sender<Signal>, mut rx: mpsc::Recei
                 Err(_) => break,
             }
         }
+        // A caller whose deadline passed while it queued has been answered 503 already:
+        // storing its message now would contradict that answer.
+        jobs.retain(|job| !job.reply.is_closed());
+        if jobs.is_empty() {
+            continue;
+        }
         let (requests, replies): (Vec<Request>, Vec<_>) =
             jobs.drain(..).map(|job| (job.request, job.reply)).unzip();
-        let outcomes = match write_batch(&pool, &requests).await {
-            Ok(outcomes) => outcomes,
+        let batch = write_batch(&pool, &requests).await;
+        health.note(&batch);
+        let (outcomes, failed) = match batch {
+            Ok(outcomes) => (outcomes, false),
+            Err(error) if error.is_shared_by_all() => {
+                tracing::warn!(%error, size = requests.len(), "batch failed; the database is not writable");
+                let outcomes = requests
+                    .iter()
+                    .map(|_| Outcome::Failed(error.replicate()))
+                    .collect();
+                (outcomes, true)
+            }
             Err(error) => {
-                // One bad append (or a deadlock between instances) must not fail the others:
-                // retry each on its own.
                 tracing::warn!(%error, size = requests.len(), "batch failed; writing one by one");
-                let mut outcomes = Vec::with_capacity(requests.len());
-                for request in &requests {
-                    let outcome = match write_batch(&pool, std::slice::from_ref(request)).await {
-                        Ok(mut single) => single.pop().unwrap_or(Outcome::Duplicate),
-                        Err(error) => Outcome::Failed(error),
-                    };
-                    outcomes.push(outcome);
-                }
-                outcomes
+                (one_by_one(&pool, &health, &requests).await, true)
             }
         };
-        if outcomes.iter().any(|o| matches!(o, Outcome::Created(_))) {
+        // After a failure too: a commit may have succeeded before the error.
+        if failed || outcomes.iter().any(|o| matches!(o, Outcome::Created(_))) {
             let _ = signals.send(Signal::Events);
         }
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
@@ -86,6 +124,35 @@ async fn run(pool: Pool, signals: broadcast::Sender<Signal>, mut rx: mpsc::Recei
             let _ = reply.send(outcome);
         }
     }
+}
+
+/// After a batch failed for a reason that may be one row's: each append on its own, so one bad
+/// append (or a deadlock between instances) does not fail the others. A conversation found
+/// locked fails its remaining appends without waiting for the lock again.
+async fn one_by_one(pool: &Pool, health: &StorageHealth, requests: &[Request]) -> Vec<Outcome> {
+    let mut locked = HashSet::new();
+    let mut outcomes = Vec::with_capacity(requests.len());
+    for request in requests {
+        let conversation = request.draft.conversation_id;
+        if locked.contains(&conversation) {
+            outcomes.push(Outcome::Failed(StoreError::RowLocked(format!(
+                "conversation {conversation} is locked by another session"
+            ))));
+            continue;
+        }
+        let single = write_batch(pool, std::slice::from_ref(request)).await;
+        health.note(&single);
+        outcomes.push(match single {
+            Ok(mut single) => single.pop().unwrap_or(Outcome::Duplicate),
+            Err(error) => {
+                if matches!(error, StoreError::RowLocked(_)) {
+                    locked.insert(conversation);
+                }
+                Outcome::Failed(error)
+            }
+        });
+    }
+    outcomes
 }
 
 /// One transaction for the whole batch, in a fixed number of statements whatever its size:
@@ -239,24 +306,40 @@ fn accept(
         read_status: false,
         metadata,
         client_message_id: draft.client_message_id.clone(),
+        append_key: request.append_key.clone(),
     })
 }
 
-/// Hands one append to the writer and waits for its commit.
-pub(crate) async fn submit(
-    writer: &mpsc::Sender<AppendJob>,
-    viewer: &Viewer,
-    draft: &MessageDraft,
-) -> Result<Outcome, StoreError> {
-    let (reply, outcome) = oneshot::channel();
-    let job = AppendJob {
-        request: Request {
-            viewer: viewer.clone(),
-            draft: draft.clone(),
-        },
-        reply,
-    };
-    let stopped = || StoreError::Unavailable("the message writer has stopped".into());
-    writer.send(job).await.map_err(|_| stopped())?;
-    outcome.await.map_err(|_| stopped())
+impl Writer {
+    /// Hands one append to the writer and waits for its commit, within the append deadline
+    /// (beyond it: unavailable, and the writer skips the append if it has not started it).
+    pub(crate) async fn submit(
+        &self,
+        viewer: &Viewer,
+        draft: &MessageDraft,
+        append_key: Option<String>,
+    ) -> Result<Outcome, StoreError> {
+        let (reply, outcome) = oneshot::channel();
+        let job = AppendJob {
+            request: Request {
+                viewer: viewer.clone(),
+                draft: draft.clone(),
+                append_key,
+            },
+            reply,
+        };
+        let stopped = || StoreError::Unavailable("the message writer has stopped".into());
+        let handed = async {
+            self.jobs.send(job).await.map_err(|_| stopped())?;
+            outcome.await.map_err(|_| stopped())
+        };
+        tokio::time::timeout(self.deadline, handed)
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "the message was not stored within {} ms",
+                    self.deadline.as_millis()
+                ))
+            })?
+    }
 }
