@@ -116,6 +116,25 @@ pub struct ServeConfig {
     #[arg(long, env = "FRONTDESK_APPEND_TIMEOUT_MS", default_value_t = 10_000)]
     pub append_timeout_ms: u64,
 
+    /// Milliseconds a client has to send a request's head (line and headers); beyond it the
+    /// connection is answered 408 and closed. Also bounds an idle keep-alive connection.
+    #[arg(long, env = "FRONTDESK_HEAD_TIMEOUT_MS", default_value_t = 5_000)]
+    pub head_timeout_ms: u64,
+
+    /// Milliseconds a client has to send a request's body, from the end of its head; beyond
+    /// it the request gets 408 and the connection is closed.
+    #[arg(long, env = "FRONTDESK_BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub body_timeout_ms: u64,
+
+    /// HTTP requests one client address may have in progress at once; more get 429 and the
+    /// connection is closed. 0: no limit (behind a proxy every client shares its address).
+    #[arg(
+        long,
+        env = "FRONTDESK_MAX_REQUESTS_PER_ADDRESS",
+        default_value_t = 256
+    )]
+    pub max_requests_per_address: usize,
+
     /// HTTP worker threads; 0 means one per CPU core.
     #[arg(long, env = "FRONTDESK_WORKERS", default_value_t = 0)]
     pub workers: usize,

@@ -122,6 +122,10 @@ impl ResponseError for ApiError {
                 let seconds = self.retry_after.unwrap_or(60).to_string();
                 response.insert_header((header::RETRY_AFTER, seconds));
             }
+            // The rest of a late body is not worth waiting for: the connection goes.
+            StatusCode::REQUEST_TIMEOUT => {
+                response.force_close();
+            }
             _ => {}
         }
         response.json(Body {

@@ -3,6 +3,7 @@
 
 pub mod agent_cli;
 pub mod auth;
+pub mod body_deadline;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -10,6 +11,7 @@ pub mod key_cache;
 pub mod limiter;
 pub mod logging;
 pub mod realtime;
+pub mod request_guard;
 pub mod routes;
 pub mod server;
 pub mod state;

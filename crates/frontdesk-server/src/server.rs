@@ -13,6 +13,7 @@ use crate::config::ServeConfig;
 use crate::extract;
 use crate::logging::log_request;
 use crate::realtime::{tailer, Hub};
+use crate::request_guard::{guard_requests, RequestGuard};
 use crate::routes;
 use crate::state::AppState;
 
@@ -56,6 +57,10 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         n => n,
     };
     let pools = Arc::new(PoolSplit::new(config.db_pool_size.max(1), workers));
+    let guard = RequestGuard::new(
+        millis(config.body_timeout_ms),
+        config.max_requests_per_address,
+    );
     if workers > pools.total {
         tracing::warn!(
             workers,
@@ -72,15 +77,21 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         });
         App::new()
             .app_data(state)
+            .app_data(web::Data::from(Arc::clone(&guard)))
             .app_data(extract::json_config())
             .app_data(extract::path_config())
             .app_data(extract::query_config())
+            .wrap(from_fn(guard_requests))
             .wrap(from_fn(log_request))
             .configure(routes::configure)
             .default_service(web::to(extract::not_found))
     })
     // Our own handler below makes SIGINT as graceful as SIGTERM and closes WebSockets first.
     .disable_signals()
+    // The head deadline: actix answers 408 and closes a connection whose head is not in
+    // within it (and closes an idle keep-alive connection after it).
+    .client_request_timeout(millis(config.head_timeout_ms))
+    .keep_alive(millis(config.head_timeout_ms))
     .shutdown_timeout(30)
     .workers(workers);
     let server = server
