@@ -343,3 +343,105 @@ impl Writer {
             })?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The writer's retry after a batch whose commit succeeded although the writer saw an
+    //! error (a connection lost during COMMIT, say): the same requests written again.
+
+    use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
+    use frontdesk_domain::{CustomerId, PartnerRegistration, Secret, Sender};
+
+    use super::*;
+    use crate::{Store, StoreConfig};
+
+    async fn retry_after_a_commit_stores_nothing_twice(url: &str) {
+        let store = Store::open(&StoreConfig::new(url))
+            .await
+            .unwrap_or_else(|e| panic!("open: {e}"));
+        let registration = PartnerRegistration {
+            name: "Acme".into(),
+            domain: "acme.example.com".into(),
+        };
+        let partner = store
+            .create_partner(&registration, &Secret::presented("fdk_test").hash())
+            .await
+            .unwrap_or_else(|e| panic!("partner: {e}"));
+        let ann = CustomerId::parse("ann").unwrap_or_else(|e| panic!("{e}"));
+        let conversation = store
+            .create_conversation(partner.id, &ann)
+            .await
+            .unwrap_or_else(|e| panic!("conversation: {e}"));
+        let request = |content: &str, client_id: Option<&str>, key: Option<&str>| Request {
+            viewer: Viewer::Partner(partner.id),
+            draft: MessageDraft::new(
+                conversation.id,
+                Sender::Customer(ann.clone()),
+                content.into(),
+                None,
+                client_id.map(str::to_owned),
+            )
+            .unwrap_or_else(|e| panic!("draft: {e}")),
+            append_key: key.map(str::to_owned),
+        };
+        let batch = vec![
+            request("no id", None, Some("key-1")),
+            request("with id", Some("c-1"), None),
+            request("another", None, Some("key-2")),
+        ];
+        let first = write_batch(&store.pool, &batch)
+            .await
+            .unwrap_or_else(|e| panic!("first: {e}"));
+        assert!(first.iter().all(|o| matches!(o, Outcome::Created(_))));
+        // The writer's retry, one by one, as after a failed batch.
+        for single in &batch {
+            let again = write_batch(&store.pool, std::slice::from_ref(single))
+                .await
+                .unwrap_or_else(|e| panic!("retry: {e}"));
+            assert!(matches!(again.as_slice(), [Outcome::Duplicate]));
+        }
+        let stored = store
+            .messages(&Viewer::Partner(partner.id), conversation.id, 0, 100)
+            .await
+            .unwrap_or_else(|e| panic!("history: {e}"));
+        let contents: Vec<&str> = stored.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(contents, ["no id", "with id", "another"]);
+        // And the caller finds its message by its key.
+        let found = store
+            .stored_earlier(
+                &Viewer::Partner(partner.id),
+                crate::messages::Earlier::AppendKey("key-2".into()),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("look-up: {e}"));
+        assert_eq!(found.map(|a| a.message.content), Some("another".into()));
+    }
+
+    #[tokio::test]
+    async fn sqlite() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let url = format!("sqlite://{}", dir.path().join("f.db").display());
+        retry_after_a_commit_stores_nothing_twice(&url).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        if std::env::var("FRONTDESK_TEST_BACKENDS").is_ok_and(|b| !b.contains("postgres")) {
+            return;
+        }
+        let admin = std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let name = format!("frontdesk_append_keys_{:016x}", rand::random::<u64>());
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let mut conn = AsyncPgConnection::establish(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        conn.batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        retry_after_a_commit_stores_nothing_twice(&format!("{base}/{name}")).await;
+        conn.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+}

@@ -94,7 +94,7 @@ impl Store {
     }
 
     /// The stored message `key` names, if `viewer` may see it (`created` false).
-    async fn stored_earlier(
+    pub(crate) async fn stored_earlier(
         &self,
         viewer: &Viewer,
         key: Earlier,
@@ -160,7 +160,7 @@ impl Store {
 }
 
 /// What identifies a message stored earlier by the same append.
-enum Earlier {
+pub(crate) enum Earlier {
     /// `(conversation, clientMessageId)`.
     ClientId(i64, String),
     /// The server-side key of a message sent without one.
