@@ -103,7 +103,8 @@ async fn run(
         let (outcomes, failed) = match batch {
             Ok(outcomes) => (outcomes, false),
             Err(error) if error.is_shared_by_all() => {
-                tracing::warn!(%error, size = requests.len(), "batch failed; the database is not writable");
+                let size = requests.len();
+                tracing::warn!(%error, size, "batch failed; the database is not writable");
                 let outcomes = requests
                     .iter()
                     .map(|_| Outcome::Failed(error.replicate()))
@@ -111,8 +112,9 @@ async fn run(
                 (outcomes, true)
             }
             Err(error) => {
-                tracing::warn!(%error, size = requests.len(), "batch failed; writing one by one");
-                (one_by_one(&pool, &health, &requests).await, true)
+                let size = requests.len();
+                tracing::warn!(%error, size, "batch failed; writing one by one");
+                (one_by_one(&pool, &health, &requests, &replies).await, true)
             }
         };
         // After a failure too: a commit may have succeeded before the error.
@@ -128,11 +130,23 @@ async fn run(
 
 /// After a batch failed for a reason that may be one row's: each append on its own, so one bad
 /// append (or a deadlock between instances) does not fail the others. A conversation found
-/// locked fails its remaining appends without waiting for the lock again.
-async fn one_by_one(pool: &Pool, health: &StorageHealth, requests: &[Request]) -> Vec<Outcome> {
+/// locked fails its remaining appends without waiting for the lock again, and an append whose
+/// caller has meanwhile been answered (its deadline passed) is not written.
+async fn one_by_one(
+    pool: &Pool,
+    health: &StorageHealth,
+    requests: &[Request],
+    replies: &[oneshot::Sender<Outcome>],
+) -> Vec<Outcome> {
     let mut locked = HashSet::new();
     let mut outcomes = Vec::with_capacity(requests.len());
-    for request in requests {
+    for (request, reply) in requests.iter().zip(replies) {
+        if reply.is_closed() {
+            outcomes.push(Outcome::Failed(StoreError::Unavailable(
+                "the caller's deadline passed".into(),
+            )));
+            continue;
+        }
         let conversation = request.draft.conversation_id;
         if locked.contains(&conversation) {
             outcomes.push(Outcome::Failed(StoreError::RowLocked(format!(
