@@ -131,3 +131,52 @@ impl StoreError {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(message: &str) -> &'static str {
+        match classify(message) {
+            Some(StoreError::Busy(_)) => "busy",
+            Some(StoreError::RowLocked(_)) => "row locked",
+            Some(StoreError::StorageFull(_)) => "full",
+            Some(StoreError::Unavailable(_)) => "unavailable",
+            Some(_) => "other",
+            None => "database error",
+        }
+    }
+
+    #[test]
+    fn the_database_states_are_told_apart_from_bad_rows() {
+        assert_eq!(kind("database is locked"), "busy");
+        assert_eq!(kind("database table is locked"), "busy");
+        assert_eq!(kind("database or disk is full"), "full");
+        assert_eq!(
+            kind(
+                r#"could not extend file "pg_tblspc/16384/PG_15/16385/16390": No space left on device"#
+            ),
+            "full"
+        );
+        assert_eq!(
+            kind("canceling statement due to lock timeout"),
+            "row locked"
+        );
+        assert_eq!(
+            kind("canceling statement due to statement timeout"),
+            "unavailable"
+        );
+        assert_eq!(
+            kind("terminating connection due to administrator command"),
+            "unavailable"
+        );
+        assert_eq!(
+            kind("invalid byte sequence for encoding \"UTF8\": 0x00"),
+            "database error"
+        );
+        assert_eq!(
+            kind("null value in column \"x\" violates not-null constraint"),
+            "database error"
+        );
+    }
+}
