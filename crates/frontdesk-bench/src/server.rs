@@ -281,6 +281,8 @@ pub fn frontdesk_command(binary: &Path, database_url: &str, workdir: &Path) -> C
         .env("FRONTDESK_WS_QUEUE", "4096")
         .env("FRONTDESK_REGISTRATION", "admin")
         .env("FRONTDESK_ADMIN_TOKEN", BENCH_ADMIN_TOKEN)
+        // The load generator is one address with far more requests in flight than any client.
+        .env("FRONTDESK_MAX_REQUESTS_PER_ADDRESS", "0")
         .env_remove("DATABASE_URL")
         .env_remove("FRONTDESK_BIND")
         .env_remove("FRONTDESK_ADMIN_TOKEN_FILE")

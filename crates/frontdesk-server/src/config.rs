@@ -167,6 +167,54 @@ pub struct ServeConfig {
     #[arg(long, env = "FRONTDESK_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: usize,
 
+    /// PostgreSQL `statement_timeout` of every pooled connection, in milliseconds: a statement
+    /// running longer fails (503); on SQLite, the longest a write waits for the instance's
+    /// other writers.
+    #[arg(
+        long,
+        env = "FRONTDESK_DB_STATEMENT_TIMEOUT_MS",
+        default_value_t = 5_000
+    )]
+    pub db_statement_timeout_ms: u64,
+
+    /// PostgreSQL `lock_timeout` of every pooled connection, in milliseconds: a write waiting
+    /// longer for a row another session holds fails (503) and only writes to that row wait.
+    #[arg(long, env = "FRONTDESK_DB_LOCK_TIMEOUT_MS", default_value_t = 1_000)]
+    pub db_lock_timeout_ms: u64,
+
+    /// SQLite busy timeout, in milliseconds: how long a write waits for another process that
+    /// holds the database file's write lock before failing with 503.
+    #[arg(
+        long,
+        env = "FRONTDESK_SQLITE_BUSY_TIMEOUT_MS",
+        default_value_t = 2_000
+    )]
+    pub sqlite_busy_timeout_ms: u64,
+
+    /// The longest a message append may take in all, queueing included, in milliseconds;
+    /// beyond it the sender gets 503.
+    #[arg(long, env = "FRONTDESK_APPEND_TIMEOUT_MS", default_value_t = 10_000)]
+    pub append_timeout_ms: u64,
+
+    /// Milliseconds a client has to send a request's head (line and headers); beyond it the
+    /// connection is answered 408 and closed. Also bounds an idle keep-alive connection.
+    #[arg(long, env = "FRONTDESK_HEAD_TIMEOUT_MS", default_value_t = 5_000)]
+    pub head_timeout_ms: u64,
+
+    /// Milliseconds a client has to send a request's body, from the end of its head; beyond
+    /// it the request gets 408 and the connection is closed.
+    #[arg(long, env = "FRONTDESK_BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub body_timeout_ms: u64,
+
+    /// HTTP requests one client address may have in progress at once; more get 429 and the
+    /// connection is closed. 0: no limit (behind a proxy every client shares its address).
+    #[arg(
+        long,
+        env = "FRONTDESK_MAX_REQUESTS_PER_ADDRESS",
+        default_value_t = 256
+    )]
+    pub max_requests_per_address: usize,
+
     /// HTTP worker threads; 0 means one per CPU core.
     #[arg(long, env = "FRONTDESK_WORKERS", default_value_t = 0)]
     pub workers: usize,

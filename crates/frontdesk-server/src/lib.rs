@@ -4,6 +4,7 @@
 pub mod admin_token;
 pub mod agent_cli;
 pub mod auth;
+pub mod body_deadline;
 pub mod client_ip;
 pub mod config;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod logging;
 pub mod password_gate;
 pub mod realtime;
 pub mod registration_limit;
+pub mod request_guard;
 pub mod routes;
 pub mod server;
 pub mod state;

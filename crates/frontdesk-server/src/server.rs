@@ -3,15 +3,17 @@
 use std::cell::OnceCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
-use frontdesk_store::{Store, StoreConfig};
+use frontdesk_store::{Store, StoreConfig, Timeouts};
 
 use crate::config::ServeConfig;
 use crate::extract;
 use crate::logging::log_request;
 use crate::realtime::{tailer, Hub};
+use crate::request_guard::{guard_requests, RequestGuard};
 use crate::routes;
 use crate::state::AppState;
 
@@ -38,6 +40,13 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     routes::partners::warn_if_open(config.registration);
     let mut store_config = StoreConfig::new(&config.database_url);
     store_config.max_connections = config.db_pool_size.max(1);
+    let millis = |ms: u64| Duration::from_millis(ms.max(1));
+    store_config.timeouts = Timeouts {
+        statement: millis(config.db_statement_timeout_ms),
+        lock: millis(config.db_lock_timeout_ms),
+        sqlite_busy: millis(config.sqlite_busy_timeout_ms),
+        append: millis(config.append_timeout_ms),
+    };
     let store = Store::open(&store_config).await?;
     tracing::info!(backend = ?store.backend(), "database ready");
 
@@ -52,6 +61,11 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         n => n,
     };
     let pools = Arc::new(PoolSplit::new(config.db_pool_size.max(1), workers));
+    let guard = RequestGuard::new(
+        millis(config.body_timeout_ms),
+        config.max_requests_per_address,
+        config.trusted_proxies.clone().into(),
+    );
     if workers > pools.total {
         tracing::warn!(
             workers,
@@ -68,15 +82,21 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         });
         App::new()
             .app_data(state)
+            .app_data(web::Data::from(Arc::clone(&guard)))
             .app_data(extract::json_config())
             .app_data(extract::path_config())
             .app_data(extract::query_config())
+            .wrap(from_fn(guard_requests))
             .wrap(from_fn(log_request))
             .configure(routes::configure)
             .default_service(web::to(extract::not_found))
     })
     // Our own handler below makes SIGINT as graceful as SIGTERM and closes WebSockets first.
     .disable_signals()
+    // The head deadline: actix answers 408 and closes a connection whose head is not in
+    // within it (and closes an idle keep-alive connection after it).
+    .client_request_timeout(millis(config.head_timeout_ms))
+    .keep_alive(millis(config.head_timeout_ms))
     .shutdown_timeout(30)
     .workers(workers);
     let server = server

@@ -58,6 +58,7 @@ diesel::table! {
         read_status -> Bool,
         metadata -> Nullable<Text>,
         client_message_id -> Nullable<Text>,
+        append_key -> Nullable<Text>,
     }
 }
 
