@@ -9,6 +9,7 @@ use frontdesk_store::Store;
 use crate::config::{Registration, ServeConfig};
 use crate::key_cache::KeyCache;
 use crate::limiter::LoginLimiter;
+use crate::realtime::flow::Flow;
 use crate::realtime::socket::Heartbeat;
 use crate::realtime::Hub;
 
@@ -19,6 +20,8 @@ pub struct AppState {
     pub store: Store,
     pub hub: Arc<Hub>,
     pub heartbeat: Heartbeat,
+    /// What one WebSocket may send, and how long a write to it may wait.
+    pub flow: Flow,
     pub logins: Arc<LoginLimiter>,
     pub keys: Arc<KeyCache>,
     pub registration: Registration,
@@ -50,6 +53,12 @@ impl AppState {
             heartbeat: Heartbeat {
                 interval: seconds(config.ws_ping_secs),
                 timeout: seconds(config.ws_timeout_secs),
+            },
+            flow: Flow {
+                rate: config.ws_rate,
+                burst: config.ws_burst,
+                typing_interval: Duration::from_millis(config.ws_typing_interval_ms),
+                write_timeout: seconds(config.ws_write_timeout_secs),
             },
             logins: Arc::default(),
             keys: Arc::default(),
