@@ -265,7 +265,8 @@ impl Drop for ServerProcess {
 }
 
 /// The `frontdesk` command for one database: loopback port 0, warnings only except the line
-/// that tells the address, and a WebSocket queue deep enough for the fan-out scenario.
+/// that tells the address, a WebSocket queue deep enough for the fan-out scenario, and no
+/// inbound frame rate limit (the load clients send far faster than any real one).
 pub fn frontdesk_command(binary: &Path, database_url: &str, workdir: &Path) -> Command {
     let mut command = Command::new(binary);
     command
@@ -273,6 +274,8 @@ pub fn frontdesk_command(binary: &Path, database_url: &str, workdir: &Path) -> C
         .current_dir(workdir)
         .env("RUST_LOG", "warn,frontdesk_server=info")
         .env("FRONTDESK_WS_QUEUE", "4096")
+        .env("FRONTDESK_WS_RATE", "1000000000")
+        .env("FRONTDESK_WS_BURST", "1000000000")
         .env_remove("DATABASE_URL")
         .env_remove("FRONTDESK_BIND")
         .env_remove("FRONTDESK_ADMIN_TOKEN")
