@@ -102,7 +102,7 @@ async fn flood(server: &Server, query: &str, frame: impl Fn(u64) -> String) -> F
             break;
         }
         sent += 1;
-        if sent % 64 == 0 && sink.flush().await.is_err() {
+        if sent.is_multiple_of(64) && sink.flush().await.is_err() {
             break;
         }
     }
@@ -165,7 +165,7 @@ async fn unlimited_typing_never_disconnects_a_peer(backend: Backend) {
     let before = log_lines(&scene.server);
     let conversation = scene.conversation;
     let typing = move |n: u64| {
-        json!({"type": "typing", "payload": {"conversationId": conversation, "isTyping": n % 2 == 0}})
+        json!({"type": "typing", "payload": {"conversationId": conversation, "isTyping": n.is_multiple_of(2)}})
             .to_string()
     };
     let outcome = flood(&scene.server, &scene.ann_query, typing).await;
@@ -193,7 +193,7 @@ async fn a_ping_and_read_flood_is_rate_limited(backend: Backend) {
     let before = log_lines(&scene.server);
     let conversation = scene.conversation;
     let frames = move |n: u64| {
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             json!({"type": "ping"}).to_string()
         } else {
             json!({"type": "read", "payload": {"conversationId": conversation, "messageId": message["id"]}})
