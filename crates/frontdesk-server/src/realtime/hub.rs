@@ -276,3 +276,57 @@ impl Registry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn frame() -> Outbound {
+        Outbound::Frame(Arc::new(Frame {
+            cursor: None,
+            text: ByteString::from_static("{}"),
+        }))
+    }
+
+    /// One connection with a queue of `size`; its receiver and kill signal.
+    fn registry(size: usize) -> (Registry, mpsc::Receiver<Outbound>, Arc<Notify>) {
+        let (tx, rx) = mpsc::channel(size);
+        let kill = Arc::new(Notify::new());
+        let mut registry = Registry::default();
+        let connection = Connection {
+            recipient: Recipient::Agent(1),
+            tx,
+            kill: Arc::clone(&kill),
+            killed: false,
+        };
+        registry.connections.insert(1, connection);
+        (registry, rx, kill)
+    }
+
+    #[tokio::test]
+    async fn typing_stops_at_half_a_queue_and_never_kills() {
+        let (mut registry, rx, kill) = registry(8);
+        for _ in 0..1_000 {
+            registry.offer_ephemeral(1, frame(), 4);
+        }
+        assert_eq!(rx.len(), 4, "typing filled more than half the queue");
+        // Events still have room.
+        registry.offer(1, frame());
+        assert_eq!(rx.len(), 5);
+        let killed = tokio::time::timeout(Duration::from_millis(10), kill.notified()).await;
+        assert!(killed.is_err(), "typing got the connection killed");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_kills_once_and_says_so_once() {
+        let (mut registry, _rx, kill) = registry(2);
+        for _ in 0..100 {
+            registry.offer(1, frame());
+        }
+        assert!(registry.connections[&1].killed);
+        let killed = tokio::time::timeout(Duration::from_secs(1), kill.notified()).await;
+        assert!(killed.is_ok());
+    }
+}
