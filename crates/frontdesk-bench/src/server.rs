@@ -269,8 +269,9 @@ impl Drop for ServerProcess {
 pub const BENCH_ADMIN_TOKEN: &str = "frontdesk-bench-admin-token";
 
 /// The `frontdesk` command for one database: loopback port 0, warnings only except the line
-/// that tells the address, and a WebSocket queue deep enough for the fan-out scenario. It runs
-/// as production should, with registration in `admin` mode (so the start-up log has no
+/// that tells the address, a WebSocket queue deep enough for the fan-out scenario, and no
+/// inbound frame rate limit (the load clients send far faster than any real one). It runs as
+/// production should, with registration in `admin` mode (so the start-up log has no
 /// open-registration warning to count, and no registration limit applies).
 pub fn frontdesk_command(binary: &Path, database_url: &str, workdir: &Path) -> Command {
     let mut command = Command::new(binary);
@@ -283,6 +284,8 @@ pub fn frontdesk_command(binary: &Path, database_url: &str, workdir: &Path) -> C
         .env("FRONTDESK_ADMIN_TOKEN", BENCH_ADMIN_TOKEN)
         // The load generator is one address with far more requests in flight than any client.
         .env("FRONTDESK_MAX_REQUESTS_PER_ADDRESS", "0")
+        .env("FRONTDESK_WS_RATE", "1000000000")
+        .env("FRONTDESK_WS_BURST", "1000000000")
         .env_remove("DATABASE_URL")
         .env_remove("FRONTDESK_BIND")
         .env_remove("FRONTDESK_ADMIN_TOKEN_FILE")

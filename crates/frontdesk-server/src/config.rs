@@ -232,6 +232,25 @@ pub struct ServeConfig {
     #[arg(long, env = "FRONTDESK_WS_QUEUE", default_value_t = 256)]
     pub ws_queue: usize,
 
+    /// Frames per second each WebSocket may send on average; beyond it they are refused
+    /// with a `rate_limited` error, and a client that keeps flooding is closed with 1008.
+    #[arg(long, env = "FRONTDESK_WS_RATE", default_value_t = 20.0)]
+    pub ws_rate: f64,
+
+    /// Frames a WebSocket may send at once, above the average rate.
+    #[arg(long, env = "FRONTDESK_WS_BURST", default_value_t = 100)]
+    pub ws_burst: u32,
+
+    /// Per connection and conversation, repeated `typing` frames (same `isTyping`) are
+    /// forwarded at most once per this many milliseconds; a change always passes.
+    #[arg(long, env = "FRONTDESK_WS_TYPING_INTERVAL_MS", default_value_t = 1000)]
+    pub ws_typing_interval_ms: u64,
+
+    /// Seconds a frame may wait for a WebSocket that does not read before that connection
+    /// is dropped.
+    #[arg(long, env = "FRONTDESK_WS_WRITE_TIMEOUT_SECS", default_value_t = 10.0)]
+    pub ws_write_timeout_secs: f64,
+
     /// Log format: `text` or `json`. Levels come from RUST_LOG (default `info`).
     #[arg(long, env = "FRONTDESK_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

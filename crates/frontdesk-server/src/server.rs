@@ -12,7 +12,7 @@ use frontdesk_store::{Store, StoreConfig, Timeouts};
 use crate::config::ServeConfig;
 use crate::extract;
 use crate::logging::log_request;
-use crate::realtime::{tailer, Hub};
+use crate::realtime::{tailer, teardown, Hub};
 use crate::request_guard::{guard_requests, RequestGuard};
 use crate::routes;
 use crate::state::AppState;
@@ -91,6 +91,8 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             .configure(routes::configure)
             .default_service(web::to(extract::not_found))
     })
+    // WebSocket tasks end their TCP connections themselves (realtime::teardown).
+    .on_connect(teardown::remember_socket)
     // Our own handler below makes SIGINT as graceful as SIGTERM and closes WebSockets first.
     .disable_signals()
     // The head deadline: actix answers 408 and closes a connection whose head is not in

@@ -11,6 +11,7 @@ use crate::config::{Registration, ServeConfig};
 use crate::key_cache::KeyCache;
 use crate::limiter::{Throttle, ThrottleLimits};
 use crate::password_gate::PasswordGate;
+use crate::realtime::flow::Flow;
 use crate::realtime::socket::Heartbeat;
 use crate::realtime::Hub;
 use crate::registration_limit::RegistrationLimit;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub store: Store,
     pub hub: Arc<Hub>,
     pub heartbeat: Heartbeat,
+    /// What one WebSocket may send, and how long a write to it may wait.
+    pub flow: Flow,
     /// Sign-in and admin-token attempts, counted in the database.
     pub logins: Arc<Throttle>,
     /// Every argon2 hash or check goes through it.
@@ -68,6 +71,12 @@ impl AppState {
             heartbeat: Heartbeat {
                 interval: seconds(config.ws_ping_secs),
                 timeout: seconds(config.ws_timeout_secs),
+            },
+            flow: Flow {
+                rate: config.ws_rate,
+                burst: config.ws_burst,
+                typing_interval: Duration::from_millis(config.ws_typing_interval_ms),
+                write_timeout: seconds(config.ws_write_timeout_secs),
             },
             logins: Arc::new(Throttle::new(ThrottleLimits::from_config(config))),
             hashing: Arc::new(PasswordGate::new(
