@@ -12,6 +12,7 @@ pub mod extract;
 pub mod key_cache;
 pub mod limiter;
 pub mod logging;
+pub mod open_files;
 pub mod password_gate;
 pub mod realtime;
 pub mod registration_limit;

@@ -38,6 +38,10 @@ pub enum ServeError {
 pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let admin_token = crate::admin_token::load(&config)?;
     routes::partners::warn_if_open(config.registration);
+    match crate::open_files::raise() {
+        Some(limit) => tracing::info!(limit, "open-file limit (two per connection)"),
+        None => tracing::warn!("cannot read the open-file limit"),
+    }
     let mut store_config = StoreConfig::new(&config.database_url);
     store_config.max_connections = config.db_pool_size.max(1);
     let millis = |ms: u64| Duration::from_millis(ms.max(1));
