@@ -73,13 +73,13 @@ impl Api {
         serde_json::from_str(&text).with_context(|| format!("{path} answered non-JSON {text:?}"))
     }
 
-    /// Registers a partner; returns its API key.
+    /// Registers a partner with the admin token (see `frontdesk_command`); returns its API key.
     pub async fn register(&self) -> Result<String> {
         let body = self
             .call(
                 Method::POST,
                 "/api/partner/register",
-                None,
+                Some(crate::server::BENCH_ADMIN_TOKEN),
                 Some(&json!({"name": "Bench Shop", "domain": "bench.example.com"})),
             )
             .await?;

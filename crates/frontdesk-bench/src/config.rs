@@ -125,10 +125,11 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    /// Caps the idle connections to what `open_files` descriptors allow (the server and this
-    /// process each hold one per connection, plus their own files); the note says so.
+    /// Caps the idle connections to what `open_files` descriptors allow (the server holds two
+    /// per connection, its socket and the duplicate it tears the connection down with, and this
+    /// process one, plus their own files); the note says so.
     pub fn fit_open_files(&mut self, open_files: u64) -> Option<String> {
-        let room = usize::try_from(open_files.saturating_sub(1_000)).unwrap_or(usize::MAX);
+        let room = usize::try_from(open_files.saturating_sub(1_000) / 2).unwrap_or(usize::MAX);
         if self.idle_connections <= room {
             return None;
         }

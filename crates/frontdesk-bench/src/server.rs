@@ -264,8 +264,15 @@ impl Drop for ServerProcess {
     }
 }
 
+/// The admin token of the servers the bench starts (loopback only), with which it registers
+/// its partner.
+pub const BENCH_ADMIN_TOKEN: &str = "frontdesk-bench-admin-token";
+
 /// The `frontdesk` command for one database: loopback port 0, warnings only except the line
-/// that tells the address, and a WebSocket queue deep enough for the fan-out scenario.
+/// that tells the address, a WebSocket queue deep enough for the fan-out scenario, and no
+/// inbound frame rate limit (the load clients send far faster than any real one). It runs as
+/// production should, with registration in `admin` mode (so the start-up log has no
+/// open-registration warning to count, and no registration limit applies).
 pub fn frontdesk_command(binary: &Path, database_url: &str, workdir: &Path) -> Command {
     let mut command = Command::new(binary);
     command
@@ -273,6 +280,12 @@ pub fn frontdesk_command(binary: &Path, database_url: &str, workdir: &Path) -> C
         .current_dir(workdir)
         .env("RUST_LOG", "warn,frontdesk_server=info")
         .env("FRONTDESK_WS_QUEUE", "4096")
+        .env("FRONTDESK_REGISTRATION", "admin")
+        .env("FRONTDESK_ADMIN_TOKEN", BENCH_ADMIN_TOKEN)
+        // The load generator is one address with far more requests in flight than any client.
+        .env("FRONTDESK_MAX_REQUESTS_PER_ADDRESS", "0")
+        .env("FRONTDESK_WS_RATE", "1000000000")
+        .env("FRONTDESK_WS_BURST", "1000000000")
         // The connections scenario holds tens of thousands of idle sockets for one partner:
         // far beyond the per-partner and per-instance caps, and their credential re-checks
         // would be load of their own.
@@ -283,8 +296,7 @@ pub fn frontdesk_command(binary: &Path, database_url: &str, workdir: &Path) -> C
         .env("FRONTDESK_WS_RECHECK_SECS", "3600")
         .env_remove("DATABASE_URL")
         .env_remove("FRONTDESK_BIND")
-        .env_remove("FRONTDESK_ADMIN_TOKEN")
-        .env_remove("FRONTDESK_REGISTRATION")
+        .env_remove("FRONTDESK_ADMIN_TOKEN_FILE")
         .env_remove("FRONTDESK_LLM_URL");
     command
 }

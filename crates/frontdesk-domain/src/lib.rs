@@ -16,6 +16,7 @@ pub mod message;
 pub mod partner;
 pub mod patch;
 pub mod summary;
+pub mod text;
 pub mod timestamp;
 
 pub use access::Viewer;

@@ -10,6 +10,7 @@ use crate::error::{DomainError, ValidationError};
 use crate::limits::{
     CLIENT_MESSAGE_ID_MAX_CHARS, CONTENT_MAX_CHARS, CONTENT_MIN_CHARS, METADATA_MAX_BYTES,
 };
+use crate::text::{check_storable, check_storable_json};
 use crate::timestamp::Timestamp;
 
 /// Structured data attached to a message: a JSON object.
@@ -135,7 +136,7 @@ fn check_content(content: &str) -> Result<(), ValidationError> {
             format!("must be at most {CONTENT_MAX_CHARS} characters, not {chars}"),
         ));
     }
-    Ok(())
+    check_storable("content", content)
 }
 
 fn check_metadata(metadata: &Metadata) -> Result<(), ValidationError> {
@@ -157,7 +158,10 @@ fn check_metadata(metadata: &Metadata) -> Result<(), ValidationError> {
             "must be a string",
         ));
     }
-    Ok(())
+    metadata.iter().try_for_each(|(key, value)| {
+        check_storable("metadata", key)?;
+        check_storable_json("metadata", value)
+    })
 }
 
 fn check_client_message_id(id: &str) -> Result<(), ValidationError> {

@@ -149,23 +149,48 @@ impl FromRequest for AdminAuth {
         let request = request.clone();
         let agent = AgentAuth::from_request(&request, payload);
         Box::pin(async move {
+            // An agent session first: a valid one is no guess at the admin token, so it is
+            // never throttled as one.
+            let not_an_agent = match agent.await {
+                Ok(auth) if auth.agent.is_admin => return Ok(AdminAuth),
+                Ok(_) => return Err(ApiError::forbidden("only administrators may do this")),
+                Err(error) => error,
+            };
             let state = state(&request)?;
-            if is_admin(&request, &state)? {
+            if is_admin(&request, &state).await? {
                 return Ok(AdminAuth);
             }
-            match agent.await {
-                Ok(auth) if auth.agent.is_admin => Ok(AdminAuth),
-                Ok(_) => Err(ApiError::forbidden("only administrators may do this")),
-                Err(error) => Err(error),
-            }
+            Err(not_an_agent)
         })
     }
 }
 
-/// Whether the request carries the admin token (when one is configured).
-pub fn is_admin(request: &HttpRequest, state: &AppState) -> Result<bool, ApiError> {
+/// Whether the request carries the admin token (when one is configured). Every presented
+/// token is counted against its address before it is compared, and only a wrong one stays
+/// counted: past the limit the answer is 429, whatever the token.
+pub async fn is_admin(request: &HttpRequest, state: &AppState) -> Result<bool, ApiError> {
     let Some(expected) = &state.admin_token else {
         return Ok(false);
     };
-    Ok(bearer(request)?.is_some_and(|token| token.hash() == *expected))
+    let Some(token) = bearer(request)? else {
+        return Ok(false);
+    };
+    let ip = crate::client_ip::client_ip(request, &state.trusted_proxies);
+    let attempt = state
+        .logins
+        .reserve_admin(&state.store, ip)
+        .await?
+        .map_err(|wait| {
+            ApiError::too_many_requests("too many wrong admin tokens; try again later", wait)
+        })?;
+    let matches = token.hash() == *expected;
+    if matches {
+        state
+            .logins
+            .admin_not_failed(&state.store, &attempt)
+            .await?;
+    } else {
+        tracing::warn!(client = ?ip, "wrong admin token");
+    }
+    Ok(matches)
 }

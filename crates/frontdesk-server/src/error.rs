@@ -13,7 +13,7 @@ pub struct ApiError {
     pub message: String,
     /// The offending field, for validation errors.
     pub field: Option<&'static str>,
-    /// Seconds, for `429`.
+    /// Seconds, for `429` and `503`.
     pub retry_after: Option<u64>,
 }
 
@@ -65,6 +65,17 @@ impl ApiError {
         )
     }
 
+    /// 503 `storage_full`: writes fail for lack of space until an operator frees some.
+    pub fn storage_full() -> Self {
+        let mut error = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_full",
+            "the server's storage is full; nothing can be stored until space is freed",
+        );
+        error.retry_after = Some(30);
+        error
+    }
+
     pub fn too_many_requests(message: impl Into<String>, wait: std::time::Duration) -> Self {
         let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
         error.retry_after = Some(wait.as_secs().max(1));
@@ -104,11 +115,16 @@ impl ResponseError for ApiError {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
             StatusCode::SERVICE_UNAVAILABLE => {
-                response.insert_header((header::RETRY_AFTER, "1"));
+                let seconds = self.retry_after.unwrap_or(1).to_string();
+                response.insert_header((header::RETRY_AFTER, seconds));
             }
             StatusCode::TOO_MANY_REQUESTS => {
                 let seconds = self.retry_after.unwrap_or(60).to_string();
                 response.insert_header((header::RETRY_AFTER, seconds));
+            }
+            // The rest of a late body is not worth waiting for: the connection goes.
+            StatusCode::REQUEST_TIMEOUT => {
+                response.force_close();
             }
             _ => {}
         }
@@ -119,6 +135,16 @@ impl ResponseError for ApiError {
                 field: self.field,
             },
         })
+    }
+}
+
+impl From<crate::password_gate::HashingBusy> for ApiError {
+    fn from(busy: crate::password_gate::HashingBusy) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!("{busy}; try again shortly"),
+        )
     }
 }
 
@@ -178,6 +204,18 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(why) => {
                 tracing::warn!(%why, "database unavailable");
                 Self::unavailable("the database is not answering; try again shortly")
+            }
+            StoreError::Busy(why) | StoreError::RowLocked(why) => {
+                tracing::warn!(%why, "database busy");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_busy",
+                    "the data this request needs is locked elsewhere; try again shortly",
+                )
+            }
+            StoreError::StorageFull(why) => {
+                tracing::error!(%why, "storage full");
+                Self::storage_full()
             }
             other => {
                 tracing::error!(error = %other, "store failure");

@@ -33,6 +33,13 @@ fn json_error(error: &JsonPayloadError) -> ApiError {
                 format!("request bodies are limited to {BODY_MAX_BYTES} bytes"),
             )
         }
+        JsonPayloadError::Payload(inner) if crate::body_deadline::is_deadline(inner) => {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body did not arrive in time",
+            )
+        }
         JsonPayloadError::Deserialize(inner) if inner.is_data() => {
             ApiError::bad_request("invalid_field", inner.to_string())
         }

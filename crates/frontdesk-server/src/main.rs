@@ -1,12 +1,11 @@
 use std::process::ExitCode;
 
 use actix_web::rt::SystemRunner;
-use clap::Parser;
 use frontdesk_server::config::{AgentCommand, Cli, Command, LogFormat, ServeConfig};
 use frontdesk_server::{agent_cli, logging, server};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let runtime = actix_web::rt::System::new();
     match cli.command {
         Some(Command::Agent(AgentCommand::Create(args))) => {

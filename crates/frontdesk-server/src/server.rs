@@ -3,16 +3,18 @@
 use std::cell::OnceCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
-use frontdesk_store::{Store, StoreConfig};
+use frontdesk_store::{Store, StoreConfig, Timeouts};
 
 use crate::config::ServeConfig;
 use crate::extract;
 use crate::key_cache::KeyCache;
 use crate::logging::log_request;
-use crate::realtime::{tailer, Hub};
+use crate::realtime::{tailer, teardown, Hub};
+use crate::request_guard::{guard_requests, RequestGuard};
 use crate::routes;
 use crate::state::AppState;
 
@@ -25,6 +27,8 @@ pub enum ServeError {
         bind: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    AdminToken(#[from] crate::admin_token::AdminTokenFileError),
     #[error("server stopped with an error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -33,8 +37,21 @@ pub enum ServeError {
 /// it stops accepting, closes WebSockets with 1001, lets in-flight requests finish (30 s at
 /// most) and returns.
 pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
+    let admin_token = crate::admin_token::load(&config)?;
+    routes::partners::warn_if_open(config.registration);
+    match crate::open_files::raise() {
+        Some(limit) => tracing::info!(limit, "open-file limit (two per connection)"),
+        None => tracing::warn!("cannot read the open-file limit"),
+    }
     let mut store_config = StoreConfig::new(&config.database_url);
     store_config.max_connections = config.db_pool_size.max(1);
+    let millis = |ms: u64| Duration::from_millis(ms.max(1));
+    store_config.timeouts = Timeouts {
+        statement: millis(config.db_statement_timeout_ms),
+        lock: millis(config.db_lock_timeout_ms),
+        sqlite_busy: millis(config.sqlite_busy_timeout_ms),
+        append: millis(config.append_timeout_ms),
+    };
     let store = Store::open(&store_config).await?;
     tracing::info!(backend = ?store.backend(), "database ready");
 
@@ -49,12 +66,17 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     )
     .await?;
 
-    let state = AppState::new(store, Arc::clone(&hub), keys, &config);
+    let state = AppState::new(store, Arc::clone(&hub), keys, &config, admin_token);
     let workers = match config.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
     let pools = Arc::new(PoolSplit::new(config.db_pool_size.max(1), workers));
+    let guard = RequestGuard::new(
+        millis(config.body_timeout_ms),
+        config.max_requests_per_address,
+        config.trusted_proxies.clone().into(),
+    );
     if workers > pools.total {
         tracing::warn!(
             workers,
@@ -71,15 +93,23 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         });
         App::new()
             .app_data(state)
+            .app_data(web::Data::from(Arc::clone(&guard)))
             .app_data(extract::json_config())
             .app_data(extract::path_config())
             .app_data(extract::query_config())
+            .wrap(from_fn(guard_requests))
             .wrap(from_fn(log_request))
             .configure(routes::configure)
             .default_service(web::to(extract::not_found))
     })
+    // WebSocket tasks end their TCP connections themselves (realtime::teardown).
+    .on_connect(teardown::remember_socket)
     // Our own handler below makes SIGINT as graceful as SIGTERM and closes WebSockets first.
     .disable_signals()
+    // The head deadline: actix answers 408 and closes a connection whose head is not in
+    // within it (and closes an idle keep-alive connection after it).
+    .client_request_timeout(millis(config.head_timeout_ms))
+    .keep_alive(millis(config.head_timeout_ms))
     .shutdown_timeout(30)
     .workers(workers);
     let server = server

@@ -398,9 +398,10 @@ async fn customer_sessions_speak_for_one_customer(backend: Backend) {
             Some(&json!({"name": "Ann"})),
         )
         .await;
+    // Issue 12: a valid customer token is recognised and refused (403), not "unknown" (401).
     assert_eq!(
         status,
-        StatusCode::UNAUTHORIZED,
+        StatusCode::FORBIDDEN,
         "PATCH needs the partner's key"
     );
     assert_eq!(server.history(&partner, theirs).await.len(), 0);

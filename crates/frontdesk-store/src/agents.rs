@@ -65,6 +65,11 @@ impl Store {
         email: &str,
     ) -> Result<Option<(Agent, String)>, StoreError> {
         let email = email.trim().to_lowercase();
+        // No stored email holds a NUL (the domain refuses it), and PostgreSQL would refuse
+        // the query with an error rather than find nothing.
+        if !frontdesk_domain::text::is_storable(&email) {
+            return Ok(None);
+        }
         let mut db = self.pool.get().await?;
         let found: Option<(AgentRow, String)> = with_conn!(db, |conn| {
             agents::table

@@ -28,19 +28,21 @@ pub(crate) trait BatchWrites {
 }
 
 /// One statement: the messages in input order (ids are drawn in that order), and the touch of
-/// their conversations, which sees only the rows really inserted.
+/// their conversations, which sees only the rows really inserted. A message whose
+/// `(conversation, clientMessageId)` or append key is taken is skipped.
 const PG_INSERT_MESSAGES: &str = "\
 WITH input AS (
-    SELECT * FROM unnest(?::bigint[], ?::text[], ?::text[], ?::boolean[], ?::text[], ?::text[])
+    SELECT * FROM unnest(?::bigint[], ?::text[], ?::text[], ?::boolean[], ?::text[], ?::text[],
+                         ?::text[])
         WITH ORDINALITY AS t (conversation_id, sender_id, content, is_from_agent, metadata,
-                              client_message_id, position)
+                              client_message_id, append_key, position)
 ), inserted AS (
     INSERT INTO messages (conversation_id, sender_id, content, is_from_agent, created_at,
-                          read_status, metadata, client_message_id)
+                          read_status, metadata, client_message_id, append_key)
     SELECT conversation_id, sender_id, content, is_from_agent, ?, FALSE, metadata,
-           client_message_id
+           client_message_id, append_key
     FROM input ORDER BY position
-    ON CONFLICT (conversation_id, client_message_id) DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING *
 ), touched AS (
     UPDATE conversations SET updated_at = ?
@@ -104,6 +106,7 @@ pub(crate) mod pg {
             is_from_agent: rows.iter().map(|r| r.is_from_agent).collect(),
             metadata: rows.iter().map(|r| r.metadata.clone()).collect(),
             client_message_id: rows.iter().map(|r| r.client_message_id.clone()).collect(),
+            append_key: rows.iter().map(|r| r.append_key.clone()).collect(),
             created_at: at,
             updated_at: at,
         };
@@ -178,6 +181,7 @@ array_statement!(PgInsertMessages, PG_INSERT_MESSAGES,
     is_from_agent: Vec<bool> => Array<Bool>,
     metadata: Vec<Option<String>> => Array<Nullable<Text>>,
     client_message_id: Vec<Option<String>> => Array<Nullable<Text>>,
+    append_key: Vec<Option<String>> => Array<Nullable<Text>>,
     created_at: PrimitiveDateTime => Timestamp,
     updated_at: PrimitiveDateTime => Timestamp,
 );
@@ -239,8 +243,8 @@ pub(crate) mod sqlite {
             .map(|row| {
                 diesel::insert_into(messages::table)
                     .values(row)
-                    .on_conflict((messages::conversation_id, messages::client_message_id))
-                    .do_nothing()
+                    // A taken `(conversation, clientMessageId)` or append key.
+                    .on_conflict_do_nothing()
                     .returning(MessageRow::as_returning())
                     .get_result(conn)
                     .optional()
@@ -270,24 +274,27 @@ pub(crate) mod sqlite {
     }
 }
 
-/// Pairs each input with the row stored for it. Rows with a `clientMessageId` are matched by
-/// it; the others (which cannot conflict, so all were stored) by order: the statement inserts
-/// in input order (`ORDER BY position`, ids drawn above the sort) and returns by id.
+/// Pairs each input with the row stored for it, by its `clientMessageId` or else its append
+/// key (every row has one or the other); `None` for the inputs that were skipped.
 fn match_inserted(rows: &[NewMessageRow], stored: Vec<MessageRow>) -> Vec<Option<MessageRow>> {
     let mut by_client_id = std::collections::HashMap::new();
-    let mut anonymous = std::collections::VecDeque::new();
+    let mut by_append_key = std::collections::HashMap::new();
     for row in stored {
-        match row.client_message_id.clone() {
-            Some(id) => {
+        match (row.client_message_id.clone(), row.append_key.clone()) {
+            (Some(id), _) => {
                 by_client_id.insert((row.conversation_id, id), row);
             }
-            None => anonymous.push_back(row),
+            (None, Some(key)) => {
+                by_append_key.insert(key, row);
+            }
+            (None, None) => {}
         }
     }
     rows.iter()
-        .map(|row| match &row.client_message_id {
-            Some(id) => by_client_id.remove(&(row.conversation_id, id.clone())),
-            None => anonymous.pop_front(),
+        .map(|row| match (&row.client_message_id, &row.append_key) {
+            (Some(id), _) => by_client_id.remove(&(row.conversation_id, id.clone())),
+            (None, Some(key)) => by_append_key.remove(key),
+            (None, None) => None,
         })
         .collect()
 }

@@ -32,7 +32,7 @@ impl Store {
             updated_at: at,
         };
         let (_turn, mut db) = self.pool.write().await?;
-        let created: Conversation = with_conn!(db, |conn| {
+        let created: Conversation = self.noted(with_conn!(db, |conn| {
             conn.transaction::<_, StoreError, _>(async move |conn| {
                 ensure_customer!(conn, partner.0, customer.as_str(), at)?;
                 let created: Conversation = diesel::insert_into(conversations::table)
@@ -52,8 +52,8 @@ impl Store {
                 .await?;
                 Ok(created)
             })
-            .await?
-        });
+            .await
+        }))?;
         self.events_committed();
         Ok(created)
     }

@@ -73,7 +73,7 @@ impl Store {
             updated_at: at,
         };
         let (_turn, mut db) = self.pool.write().await?;
-        let customer: Customer = with_conn!(db, |conn| {
+        let customer: Customer = self.noted(with_conn!(db, |conn| {
             conn.transaction::<_, StoreError, _>(async |conn| {
                 let customer: Customer = diesel::insert_into(customers::table)
                     .values(&insert)
@@ -96,8 +96,8 @@ impl Store {
                 }
                 Ok(customer)
             })
-            .await?
-        });
+            .await
+        }))?;
         if new_profile {
             self.events_committed();
         }

@@ -14,9 +14,21 @@ pub enum StoreError {
     /// The request breaks a domain rule against the current state.
     #[error(transparent)]
     Rule(#[from] DomainError),
-    /// The database cannot be reached or the pool is exhausted: try again later.
+    /// The database cannot be reached, the pool is exhausted or a statement ran out of time:
+    /// try again later.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The whole database is locked by someone else (SQLite: another process's write lock
+    /// outlasted the busy timeout): try again shortly.
+    #[error("database busy: {0}")]
+    Busy(String),
+    /// A row this write needs is locked by another session past `lock_timeout` (PostgreSQL):
+    /// only writes touching that row are affected.
+    #[error("row locked: {0}")]
+    RowLocked(String),
+    /// The disk (or the database's space) is full.
+    #[error("storage full: {0}")]
+    StorageFull(String),
     /// The configuration names no usable database.
     #[error("bad database configuration: {0}")]
     Config(String),
@@ -35,8 +47,14 @@ impl From<DieselError> for StoreError {
     fn from(error: DieselError) -> Self {
         match error {
             DieselError::NotFound => StoreError::NotFound("row"),
-            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
-                StoreError::Unavailable(info.message().to_owned())
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => StoreError::Unavailable(info.message().to_owned()),
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+                classify(info.message()).unwrap_or(StoreError::Database(
+                    DieselError::DatabaseError(DatabaseErrorKind::Unknown, info),
+                ))
             }
             DieselError::BrokenTransactionManager => {
                 StoreError::Unavailable("connection left in a broken transaction".into())
@@ -46,6 +64,34 @@ impl From<DieselError> for StoreError {
     }
 }
 
+/// The failures that are about the database's state rather than the request, told apart by
+/// message: diesel keeps neither SQLite's result code nor PostgreSQL's SQLSTATE for them. The
+/// PostgreSQL texts are its English messages (`lc_messages` other than English would read as
+/// plain database errors, 500).
+fn classify(message: &str) -> Option<StoreError> {
+    let owned = || message.to_owned();
+    // SQLITE_BUSY, SQLITE_LOCKED.
+    if message == "database is locked" || message == "database table is locked" {
+        return Some(StoreError::Busy(owned()));
+    }
+    // SQLITE_FULL; PostgreSQL's 53100 disk_full ("could not extend file …: No space left on
+    // device") and other writes failing with ENOSPC.
+    if message == "database or disk is full" || message.contains("No space left on device") {
+        return Some(StoreError::StorageFull(owned()));
+    }
+    // 55P03 lock_not_available from lock_timeout.
+    if message.contains("canceling statement due to lock timeout") {
+        return Some(StoreError::RowLocked(owned()));
+    }
+    // 57014 from statement_timeout; 57P01 and friends when the server goes away.
+    if message.contains("canceling statement due to statement timeout")
+        || message.starts_with("terminating connection")
+    {
+        return Some(StoreError::Unavailable(owned()));
+    }
+    None
+}
+
 impl From<diesel_async::pooled_connection::deadpool::PoolError> for StoreError {
     fn from(error: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
         StoreError::Unavailable(error.to_string())
@@ -53,6 +99,28 @@ impl From<diesel_async::pooled_connection::deadpool::PoolError> for StoreError {
 }
 
 impl StoreError {
+    /// A failure that every write of this moment would meet (the database, not the row): the
+    /// message writer fails a whole batch with it at once instead of retrying one by one, each
+    /// waiting again. False for failures that may be particular to a row.
+    pub(crate) fn is_shared_by_all(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::Busy(_) | StoreError::StorageFull(_)
+        )
+    }
+
+    /// The same failure again, for each append of a failed batch (diesel's errors are not
+    /// `Clone`; the shared ones carry only text).
+    pub(crate) fn replicate(&self) -> StoreError {
+        match self {
+            StoreError::Busy(why) => StoreError::Busy(why.clone()),
+            StoreError::StorageFull(why) => StoreError::StorageFull(why.clone()),
+            StoreError::RowLocked(why) => StoreError::RowLocked(why.clone()),
+            StoreError::Unavailable(why) => StoreError::Unavailable(why.clone()),
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+
     pub(crate) fn is_unique_violation(&self) -> bool {
         matches!(
             self,
@@ -61,5 +129,54 @@ impl StoreError {
                 _
             ))
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(message: &str) -> &'static str {
+        match classify(message) {
+            Some(StoreError::Busy(_)) => "busy",
+            Some(StoreError::RowLocked(_)) => "row locked",
+            Some(StoreError::StorageFull(_)) => "full",
+            Some(StoreError::Unavailable(_)) => "unavailable",
+            Some(_) => "other",
+            None => "database error",
+        }
+    }
+
+    #[test]
+    fn the_database_states_are_told_apart_from_bad_rows() {
+        assert_eq!(kind("database is locked"), "busy");
+        assert_eq!(kind("database table is locked"), "busy");
+        assert_eq!(kind("database or disk is full"), "full");
+        assert_eq!(
+            kind(
+                r#"could not extend file "pg_tblspc/16384/PG_15/16385/16390": No space left on device"#
+            ),
+            "full"
+        );
+        assert_eq!(
+            kind("canceling statement due to lock timeout"),
+            "row locked"
+        );
+        assert_eq!(
+            kind("canceling statement due to statement timeout"),
+            "unavailable"
+        );
+        assert_eq!(
+            kind("terminating connection due to administrator command"),
+            "unavailable"
+        );
+        assert_eq!(
+            kind("invalid byte sequence for encoding \"UTF8\": 0x00"),
+            "database error"
+        );
+        assert_eq!(
+            kind("null value in column \"x\" violates not-null constraint"),
+            "database error"
+        );
     }
 }

@@ -2,8 +2,18 @@
 //! that moment and commits them in one transaction, so one fsync (and, on PostgreSQL, one turn
 //! of the event-log lock) serves the whole batch. Nobody is answered before the commit returns,
 //! so an acknowledged message is as durable as with one transaction each.
+//!
+//! A failed batch is told apart by cause. A failure of the database itself (unreachable, busy,
+//! full) fails the whole batch at once: retrying each append would make each wait again. A
+//! failure that may be one row's (a bad row, a conversation locked by another session past
+//! `lock_timeout`) retries the appends one by one, so the others are stored; once one
+//! conversation proved locked, its other appends in the batch fail without waiting again.
+//! Every append carries a key (its `clientMessageId`, or else a server-side append key), so a
+//! retry after a batch whose commit had in fact succeeded finds the stored message instead of
+//! storing it twice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use diesel_async::AsyncConnection;
 use frontdesk_domain::{Audience, Conversation, Event, Message, MessageDraft, Timestamp, Viewer};
@@ -13,6 +23,7 @@ use crate::batch::{pg, sqlite};
 use crate::error::StoreError;
 use crate::events::NewEventRow;
 use crate::feed::Signal;
+use crate::health::StorageHealth;
 use crate::messages::{check, Appended};
 use crate::pool::{DbConn, Pool};
 use crate::rows::{now, ConversationRow, MessageRow, NewMessageRow};
@@ -33,6 +44,9 @@ pub(crate) struct AppendJob {
 struct Request {
     viewer: Viewer,
     draft: MessageDraft,
+    /// Set when the draft has no `clientMessageId`: what a retry of this very append is
+    /// recognised by.
+    append_key: Option<String>,
 }
 
 pub(crate) enum Outcome {
@@ -42,14 +56,31 @@ pub(crate) enum Outcome {
     Failed(StoreError),
 }
 
-/// Starts the writer; it stops when every sender (every `Store` clone) is gone.
-pub(crate) fn start(pool: Pool, signals: broadcast::Sender<Signal>) -> mpsc::Sender<AppendJob> {
-    let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(pool, signals, rx));
-    tx
+/// The writer's end: where appends are handed in, and how long each may take in all.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<AppendJob>,
+    deadline: Duration,
 }
 
-async fn run(pool: Pool, signals: broadcast::Sender<Signal>, mut rx: mpsc::Receiver<AppendJob>) {
+/// Starts the writer; it stops when every sender (every `Store` clone) is gone.
+pub(crate) fn start(
+    pool: Pool,
+    signals: broadcast::Sender<Signal>,
+    health: StorageHealth,
+    deadline: Duration,
+) -> Writer {
+    let (jobs, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(run(pool, signals, health, rx));
+    Writer { jobs, deadline }
+}
+
+async fn run(
+    pool: Pool,
+    signals: broadcast::Sender<Signal>,
+    health: StorageHealth,
+    mut rx: mpsc::Receiver<AppendJob>,
+) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         jobs.push(first);
@@ -59,26 +90,35 @@ async fn run(pool: Pool, signals: broadcast::Sender<Signal>, mut rx: mpsc::Recei
                 Err(_) => break,
             }
         }
+        // A caller whose deadline passed while it queued has been answered 503 already:
+        // storing its message now would contradict that answer.
+        jobs.retain(|job| !job.reply.is_closed());
+        if jobs.is_empty() {
+            continue;
+        }
         let (requests, replies): (Vec<Request>, Vec<_>) =
             jobs.drain(..).map(|job| (job.request, job.reply)).unzip();
-        let outcomes = match write_batch(&pool, &requests).await {
-            Ok(outcomes) => outcomes,
+        let batch = write_batch(&pool, &requests).await;
+        health.note(&batch);
+        let (outcomes, failed) = match batch {
+            Ok(outcomes) => (outcomes, false),
+            Err(error) if error.is_shared_by_all() => {
+                let size = requests.len();
+                tracing::warn!(%error, size, "batch failed; the database is not writable");
+                let outcomes = requests
+                    .iter()
+                    .map(|_| Outcome::Failed(error.replicate()))
+                    .collect();
+                (outcomes, true)
+            }
             Err(error) => {
-                // One bad append (or a deadlock between instances) must not fail the others:
-                // retry each on its own.
-                tracing::warn!(%error, size = requests.len(), "batch failed; writing one by one");
-                let mut outcomes = Vec::with_capacity(requests.len());
-                for request in &requests {
-                    let outcome = match write_batch(&pool, std::slice::from_ref(request)).await {
-                        Ok(mut single) => single.pop().unwrap_or(Outcome::Duplicate),
-                        Err(error) => Outcome::Failed(error),
-                    };
-                    outcomes.push(outcome);
-                }
-                outcomes
+                let size = requests.len();
+                tracing::warn!(%error, size, "batch failed; writing one by one");
+                (one_by_one(&pool, &health, &requests, &replies).await, true)
             }
         };
-        if outcomes.iter().any(|o| matches!(o, Outcome::Created(_))) {
+        // After a failure too: a commit may have succeeded before the error.
+        if failed || outcomes.iter().any(|o| matches!(o, Outcome::Created(_))) {
             let _ = signals.send(Signal::Events);
         }
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
@@ -86,6 +126,47 @@ async fn run(pool: Pool, signals: broadcast::Sender<Signal>, mut rx: mpsc::Recei
             let _ = reply.send(outcome);
         }
     }
+}
+
+/// After a batch failed for a reason that may be one row's: each append on its own, so one bad
+/// append (or a deadlock between instances) does not fail the others. A conversation found
+/// locked fails its remaining appends without waiting for the lock again, and an append whose
+/// caller has meanwhile been answered (its deadline passed) is not written.
+async fn one_by_one(
+    pool: &Pool,
+    health: &StorageHealth,
+    requests: &[Request],
+    replies: &[oneshot::Sender<Outcome>],
+) -> Vec<Outcome> {
+    let mut locked = HashSet::new();
+    let mut outcomes = Vec::with_capacity(requests.len());
+    for (request, reply) in requests.iter().zip(replies) {
+        if reply.is_closed() {
+            outcomes.push(Outcome::Failed(StoreError::Unavailable(
+                "the caller's deadline passed".into(),
+            )));
+            continue;
+        }
+        let conversation = request.draft.conversation_id;
+        if locked.contains(&conversation) {
+            outcomes.push(Outcome::Failed(StoreError::RowLocked(format!(
+                "conversation {conversation} is locked by another session"
+            ))));
+            continue;
+        }
+        let single = write_batch(pool, std::slice::from_ref(request)).await;
+        health.note(&single);
+        outcomes.push(match single {
+            Ok(mut single) => single.pop().unwrap_or(Outcome::Duplicate),
+            Err(error) => {
+                if matches!(error, StoreError::RowLocked(_)) {
+                    locked.insert(conversation);
+                }
+                Outcome::Failed(error)
+            }
+        });
+    }
+    outcomes
 }
 
 /// One transaction for the whole batch, in a fixed number of statements whatever its size:
@@ -239,24 +320,142 @@ fn accept(
         read_status: false,
         metadata,
         client_message_id: draft.client_message_id.clone(),
+        append_key: request.append_key.clone(),
     })
 }
 
-/// Hands one append to the writer and waits for its commit.
-pub(crate) async fn submit(
-    writer: &mpsc::Sender<AppendJob>,
-    viewer: &Viewer,
-    draft: &MessageDraft,
-) -> Result<Outcome, StoreError> {
-    let (reply, outcome) = oneshot::channel();
-    let job = AppendJob {
-        request: Request {
-            viewer: viewer.clone(),
-            draft: draft.clone(),
-        },
-        reply,
-    };
-    let stopped = || StoreError::Unavailable("the message writer has stopped".into());
-    writer.send(job).await.map_err(|_| stopped())?;
-    outcome.await.map_err(|_| stopped())
+impl Writer {
+    /// Hands one append to the writer and waits for its commit, within the append deadline
+    /// (beyond it: unavailable, and the writer skips the append if it has not started it).
+    pub(crate) async fn submit(
+        &self,
+        viewer: &Viewer,
+        draft: &MessageDraft,
+        append_key: Option<String>,
+    ) -> Result<Outcome, StoreError> {
+        let (reply, outcome) = oneshot::channel();
+        let job = AppendJob {
+            request: Request {
+                viewer: viewer.clone(),
+                draft: draft.clone(),
+                append_key,
+            },
+            reply,
+        };
+        let stopped = || StoreError::Unavailable("the message writer has stopped".into());
+        let handed = async {
+            self.jobs.send(job).await.map_err(|_| stopped())?;
+            outcome.await.map_err(|_| stopped())
+        };
+        tokio::time::timeout(self.deadline, handed)
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "the message was not stored within {} ms",
+                    self.deadline.as_millis()
+                ))
+            })?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The writer's retry after a batch whose commit succeeded although the writer saw an
+    //! error (a connection lost during COMMIT, say): the same requests written again.
+
+    use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
+    use frontdesk_domain::{CustomerId, PartnerRegistration, Secret, Sender};
+
+    use super::*;
+    use crate::{Store, StoreConfig};
+
+    async fn retry_after_a_commit_stores_nothing_twice(url: &str) {
+        let store = Store::open(&StoreConfig::new(url))
+            .await
+            .unwrap_or_else(|e| panic!("open: {e}"));
+        let registration = PartnerRegistration {
+            name: "Acme".into(),
+            domain: "acme.example.com".into(),
+        };
+        let partner = store
+            .create_partner(&registration, &Secret::presented("fdk_test").hash())
+            .await
+            .unwrap_or_else(|e| panic!("partner: {e}"));
+        let ann = CustomerId::parse("ann").unwrap_or_else(|e| panic!("{e}"));
+        let conversation = store
+            .create_conversation(partner.id, &ann)
+            .await
+            .unwrap_or_else(|e| panic!("conversation: {e}"));
+        let request = |content: &str, client_id: Option<&str>, key: Option<&str>| Request {
+            viewer: Viewer::Partner(partner.id),
+            draft: MessageDraft::new(
+                conversation.id,
+                Sender::Customer(ann.clone()),
+                content.into(),
+                None,
+                client_id.map(str::to_owned),
+            )
+            .unwrap_or_else(|e| panic!("draft: {e}")),
+            append_key: key.map(str::to_owned),
+        };
+        let batch = vec![
+            request("no id", None, Some("key-1")),
+            request("with id", Some("c-1"), None),
+            request("another", None, Some("key-2")),
+        ];
+        let first = write_batch(&store.pool, &batch)
+            .await
+            .unwrap_or_else(|e| panic!("first: {e}"));
+        assert!(first.iter().all(|o| matches!(o, Outcome::Created(_))));
+        // The writer's retry, one by one, as after a failed batch.
+        for single in &batch {
+            let again = write_batch(&store.pool, std::slice::from_ref(single))
+                .await
+                .unwrap_or_else(|e| panic!("retry: {e}"));
+            assert!(matches!(again.as_slice(), [Outcome::Duplicate]));
+        }
+        let stored = store
+            .messages(&Viewer::Partner(partner.id), conversation.id, 0, 100)
+            .await
+            .unwrap_or_else(|e| panic!("history: {e}"));
+        let contents: Vec<&str> = stored.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(contents, ["no id", "with id", "another"]);
+        // And the caller finds its message by its key.
+        let found = store
+            .stored_earlier(
+                &Viewer::Partner(partner.id),
+                crate::messages::Earlier::AppendKey("key-2".into()),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("look-up: {e}"));
+        assert_eq!(found.map(|a| a.message.content), Some("another".into()));
+    }
+
+    #[tokio::test]
+    async fn sqlite() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let url = format!("sqlite://{}", dir.path().join("f.db").display());
+        retry_after_a_commit_stores_nothing_twice(&url).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        if std::env::var("FRONTDESK_TEST_BACKENDS").is_ok_and(|b| !b.contains("postgres")) {
+            return;
+        }
+        let admin = std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let name = format!("frontdesk_append_keys_{:016x}", rand::random::<u64>());
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let mut conn = AsyncPgConnection::establish(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        conn.batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        retry_after_a_commit_stores_nothing_twice(&format!("{base}/{name}")).await;
+        conn.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
 }

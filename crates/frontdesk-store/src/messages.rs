@@ -5,7 +5,7 @@ use diesel_async::RunQueryDsl;
 use frontdesk_domain::{Conversation, DomainError, Message, MessageDraft, Viewer};
 
 use crate::error::StoreError;
-use crate::group_commit::{submit, Outcome};
+use crate::group_commit::Outcome;
 use crate::pool::with_conn;
 use crate::rows::{convert_all, ConversationRow, MessageRow};
 use crate::schema::{conversations, messages};
@@ -32,17 +32,36 @@ impl Store {
     /// A retry is recognised after the attempt, not before: new messages (nearly all) then cost
     /// no extra query. The batch skips a taken `clientMessageId`; a retry the rules would now
     /// refuse (its conversation closed since) still gets the message stored the first time.
+    ///
+    /// A draft without `clientMessageId` gets a random append key of its own, so the writer's
+    /// retry of it after a commit that had in fact succeeded finds it (`created` stays true:
+    /// this request did store it) instead of storing it twice.
     pub async fn append_message(
         &self,
         viewer: &Viewer,
         draft: &MessageDraft,
     ) -> Result<Appended, StoreError> {
-        match submit(&self.writer, viewer, draft).await? {
+        let append_key = draft.client_message_id.is_none().then(new_append_key);
+        match self
+            .writer
+            .submit(viewer, draft, append_key.clone())
+            .await?
+        {
             Outcome::Created(appended) => Ok(*appended),
-            Outcome::Duplicate => self
-                .replay(viewer, draft)
-                .await?
-                .ok_or(StoreError::NotFound("conversation")),
+            Outcome::Duplicate => match append_key {
+                Some(key) => self
+                    .stored_earlier(viewer, Earlier::AppendKey(key))
+                    .await?
+                    .map(|appended| Appended {
+                        created: true,
+                        ..appended
+                    })
+                    .ok_or(StoreError::NotFound("conversation")),
+                None => self
+                    .replay(viewer, draft)
+                    .await?
+                    .ok_or(StoreError::NotFound("conversation")),
+            },
             Outcome::Failed(error) => match self.replay(viewer, draft).await {
                 Ok(Some(replayed)) => Ok(replayed),
                 // The id was used for another message: that is the answer a retry needs.
@@ -59,19 +78,48 @@ impl Store {
         viewer: &Viewer,
         draft: &MessageDraft,
     ) -> Result<Option<Appended>, StoreError> {
-        let Some(client_id) = draft.client_message_id.as_deref() else {
+        let Some(client_id) = draft.client_message_id.clone() else {
             return Ok(None);
         };
+        let found = self
+            .stored_earlier(viewer, Earlier::ClientId(draft.conversation_id, client_id))
+            .await?;
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        if !draft.is_same_as(&found.message) {
+            return Err(DomainError::IdempotencyMismatch.into());
+        }
+        Ok(Some(found))
+    }
+
+    /// The stored message `key` names, if `viewer` may see it (`created` false).
+    pub(crate) async fn stored_earlier(
+        &self,
+        viewer: &Viewer,
+        key: Earlier,
+    ) -> Result<Option<Appended>, StoreError> {
         let mut db = self.pool.get().await?;
         let found: Option<(MessageRow, ConversationRow)> = with_conn!(db, |conn| {
-            messages::table
+            let query = messages::table
                 .inner_join(conversations::table)
-                .filter(messages::conversation_id.eq(draft.conversation_id))
-                .filter(messages::client_message_id.eq(client_id))
-                .select((MessageRow::as_select(), ConversationRow::as_select()))
-                .first(conn)
-                .await
-                .optional()?
+                .select((MessageRow::as_select(), ConversationRow::as_select()));
+            match &key {
+                Earlier::ClientId(conversation, client_id) => {
+                    query
+                        .filter(messages::conversation_id.eq(*conversation))
+                        .filter(messages::client_message_id.eq(client_id))
+                        .first(conn)
+                        .await
+                }
+                Earlier::AppendKey(append_key) => {
+                    query
+                        .filter(messages::append_key.eq(append_key))
+                        .first(conn)
+                        .await
+                }
+            }
+            .optional()?
         });
         let Some((message, conversation)) = found else {
             return Ok(None);
@@ -80,12 +128,8 @@ impl Store {
         if !viewer.can_see(&conversation) {
             return Err(StoreError::NotFound("conversation"));
         }
-        let message: Message = message.try_into()?;
-        if !draft.is_same_as(&message) {
-            return Err(DomainError::IdempotencyMismatch.into());
-        }
         Ok(Some(Appended {
-            message,
+            message: message.try_into()?,
             conversation,
             created: false,
         }))
@@ -113,6 +157,20 @@ impl Store {
         });
         convert_all(rows)
     }
+}
+
+/// What identifies a message stored earlier by the same append.
+pub(crate) enum Earlier {
+    /// `(conversation, clientMessageId)`.
+    ClientId(i64, String),
+    /// The server-side key of a message sent without one.
+    AppendKey(String),
+}
+
+/// 128 random bits as hex: unique across instances and restarts without coordination.
+fn new_append_key() -> String {
+    let bits: u128 = rand::random();
+    format!("{bits:032x}")
 }
 
 /// Scope first (another partner's conversation is simply not found), then the lifecycle.

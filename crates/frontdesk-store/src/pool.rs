@@ -24,11 +24,15 @@ pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, DetachOnCancel>;
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 
-/// Every SQLite connection: WAL so readers never wait for the writer, a busy timeout so writers
-/// queue instead of failing with "database is locked", and `synchronous = FULL` so a commit is
-/// on disk (not only in the OS cache) before we acknowledge a message.
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
-     PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL;";
+/// Every SQLite connection: WAL so readers never wait for the writer, a busy timeout (see
+/// `sqlite_pragmas`) so a writer waits a while for another process's write lock instead of
+/// failing at once, and `synchronous = FULL` so a commit is on disk (not only in the OS cache)
+/// before we acknowledge a message.
+const SQLITE_PRAGMAS: &str =
+    "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;";
+
+/// The migrations' busy timeout: another instance may be migrating the same file.
+const MIGRATION_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A lock id that all instances agree on, so only one runs migrations at a time.
 const MIGRATION_LOCK_ID: i64 = 0x0f40_7de5_0001;
@@ -47,6 +51,34 @@ pub struct StoreConfig {
     pub database_url: String,
     /// Pool size; SQLite serialises writers anyway, so it mostly serves readers there.
     pub max_connections: usize,
+    /// How long a database may keep one caller waiting.
+    pub timeouts: Timeouts,
+}
+
+/// Bounds on waiting for the database, so one stuck row or a locked file costs its own
+/// callers a bounded wait and a 503, not everyone an unbounded one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// PostgreSQL `statement_timeout` on every pooled connection.
+    pub statement: Duration,
+    /// PostgreSQL `lock_timeout` on every pooled connection: a row another session holds is
+    /// given up on after this (keep it below `statement`, so a lock wait reads as one).
+    pub lock: Duration,
+    /// SQLite `busy_timeout`: how long a write waits for another process's write lock.
+    pub sqlite_busy: Duration,
+    /// How long a message append may take in all, queueing for the writer included.
+    pub append: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            statement: Duration::from_secs(5),
+            lock: Duration::from_secs(1),
+            sqlite_busy: Duration::from_secs(2),
+            append: Duration::from_secs(10),
+        }
+    }
 }
 
 impl StoreConfig {
@@ -54,15 +86,18 @@ impl StoreConfig {
         Self {
             database_url: database_url.into(),
             max_connections: 16,
+            timeouts: Timeouts::default(),
         }
     }
 }
 
 #[derive(Clone)]
 pub(crate) enum Pool {
-    Pg(DeadPool<AsyncPgConnection>),
-    /// With the turn that this process's writers take (see `Pool::write`).
-    Sqlite(DeadPool<SqliteConn>, Arc<Mutex<()>>),
+    /// With the timeouts its connections are opened with, for `dedicated` pools.
+    Pg(DeadPool<AsyncPgConnection>, Timeouts),
+    /// With the turn that this process's writers take (see `Pool::write`) and the longest
+    /// wait for it.
+    Sqlite(DeadPool<SqliteConn>, Arc<Mutex<()>>, Duration),
 }
 
 /// Held for the whole of a write on SQLite; nothing on PostgreSQL, whose row locks suffice.
@@ -98,16 +133,21 @@ impl Pool {
         let url = config.database_url.as_str();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             migrate_postgres(url.to_owned()).await?;
-            Ok(Pool::Pg(pg_pool(url, config.max_connections)?))
+            Ok(Pool::Pg(
+                pg_pool(url, config.max_connections, config.timeouts)?,
+                config.timeouts,
+            ))
         } else if let Some(path) = sqlite_path(url) {
             let path = path.to_string_lossy().into_owned();
             migrate_sqlite(path.clone()).await?;
             let mut manager_config = fast_recycling::<SqliteConn>();
-            manager_config.custom_setup = Box::new(|path| {
+            let pragmas = sqlite_pragmas(config.timeouts.sqlite_busy);
+            manager_config.custom_setup = Box::new(move |path| {
                 let path = path.to_owned();
+                let pragmas = pragmas.clone();
                 async move {
                     let mut conn = SqliteConn::establish(&path).await?;
-                    conn.batch_execute(SQLITE_PRAGMAS)
+                    conn.batch_execute(&pragmas)
                         .await
                         .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                     Ok(conn)
@@ -122,7 +162,11 @@ impl Pool {
                 .runtime(deadpool::Runtime::Tokio1)
                 .build()
                 .map_err(|e| StoreError::Config(e.to_string()))?;
-            Ok(Pool::Sqlite(pool, Arc::new(Mutex::new(()))))
+            Ok(Pool::Sqlite(
+                pool,
+                Arc::new(Mutex::new(())),
+                config.timeouts.statement,
+            ))
         } else {
             Err(StoreError::Config(format!(
                 "unsupported database URL `{url}`: use sqlite://path/to/file.db or postgres://…"
@@ -140,15 +184,15 @@ impl Pool {
     /// its writers share the turn, so there this is the same pool.
     pub(crate) fn dedicated(&self, url: &str, size: usize) -> Result<Self, StoreError> {
         match self {
-            Pool::Pg(_) => Ok(Pool::Pg(pg_pool(url, size.max(1))?)),
+            Pool::Pg(_, timeouts) => Ok(Pool::Pg(pg_pool(url, size.max(1), *timeouts)?, *timeouts)),
             Pool::Sqlite(..) => Ok(self.clone()),
         }
     }
 
     pub(crate) async fn get(&self) -> Result<DbConn, StoreError> {
         Ok(match self {
-            Pool::Pg(pool) => DbConn::Pg(pool.get().await?),
-            Pool::Sqlite(pool, _) => DbConn::Sqlite(pool.get().await?),
+            Pool::Pg(pool, _) => DbConn::Pg(pool.get().await?),
+            Pool::Sqlite(pool, ..) => DbConn::Sqlite(pool.get().await?),
         })
     }
 
@@ -158,26 +202,60 @@ impl Pool {
     /// SQLite's busy handler, in steps of up to 100 ms however soon the lock frees: 32
     /// concurrent conversation creations ran ~6x slower than 4. So this process's writers
     /// queue here first (in order, woken as soon as the turn frees) and never meet the lock;
-    /// another process on the same file still gets the busy timeout.
+    /// another process on the same file still gets the busy timeout. While that process holds
+    /// the lock, each writer here would wait out the busy timeout in turn, so the wait for the
+    /// turn is bounded too: beyond it the write fails as busy (503), not after minutes.
     pub(crate) async fn write(&self) -> Result<(WriteTurn, DbConn), StoreError> {
         let turn = match self {
-            Pool::Pg(_) => None,
-            Pool::Sqlite(_, turn) => Some(Arc::clone(turn).lock_owned().await),
+            Pool::Pg(..) => None,
+            Pool::Sqlite(_, turn, wait) => Some(
+                tokio::time::timeout(*wait, Arc::clone(turn).lock_owned())
+                    .await
+                    .map_err(|_| {
+                        StoreError::Busy(
+                            "timed out waiting for this instance's other writers".into(),
+                        )
+                    })?,
+            ),
         };
         Ok((turn, self.get().await?))
     }
 
     pub(crate) fn backend(&self) -> Backend {
         match self {
-            Pool::Pg(_) => Backend::Postgres,
+            Pool::Pg(..) => Backend::Postgres,
             Pool::Sqlite(..) => Backend::Sqlite,
         }
     }
 }
 
-fn pg_pool(url: &str, size: usize) -> Result<DeadPool<AsyncPgConnection>, StoreError> {
+fn pg_pool(
+    url: &str,
+    size: usize,
+    timeouts: Timeouts,
+) -> Result<DeadPool<AsyncPgConnection>, StoreError> {
+    let mut manager_config = fast_recycling::<AsyncPgConnection>();
+    // Session settings, so every statement of every pooled connection is bounded, whoever
+    // holds a lock it needs.
+    let setup = format!(
+        "SET statement_timeout = {}; SET lock_timeout = {}",
+        timeouts.statement.as_millis().max(1),
+        timeouts.lock.as_millis().max(1)
+    );
+    manager_config.custom_setup = Box::new(move |url| {
+        let url = url.to_owned();
+        let setup = setup.clone();
+        async move {
+            let mut conn = AsyncPgConnection::establish(&url).await?;
+            conn.batch_execute(&setup)
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        }
+        .boxed()
+    });
     let manager =
-        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, fast_recycling());
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, manager_config);
     DeadPool::builder(manager)
         .max_size(size)
         .wait_timeout(Some(Duration::from_secs(10)))
@@ -193,6 +271,13 @@ fn fast_recycling<C: AsyncConnection + 'static>() -> ManagerConfig<C> {
     let mut config = ManagerConfig::default();
     config.recycling_method = RecyclingMethod::Fast;
     config
+}
+
+fn sqlite_pragmas(busy_timeout: Duration) -> String {
+    format!(
+        "{SQLITE_PRAGMAS} PRAGMA busy_timeout = {};",
+        busy_timeout.as_millis().max(1)
+    )
 }
 
 /// `sqlite://data/x.db`, `sqlite:///abs/x.db` or `sqlite:data/x.db` -> the file path.
@@ -214,7 +299,10 @@ async fn migrate_sqlite(path: String) -> Result<(), StoreError> {
     blocking(move || {
         let mut conn = SqliteConnection::establish(&path)
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        diesel::connection::SimpleConnection::batch_execute(&mut conn, SQLITE_PRAGMAS)?;
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut conn,
+            &sqlite_pragmas(MIGRATION_BUSY_TIMEOUT),
+        )?;
         conn.run_pending_migrations(SQLITE_MIGRATIONS)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
         Ok(())

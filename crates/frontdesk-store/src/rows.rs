@@ -131,6 +131,8 @@ pub(crate) struct MessageRow {
     pub read_status: bool,
     pub metadata: Option<String>,
     pub client_message_id: Option<String>,
+    /// Internal (see the append-keys migration); not part of `Message`.
+    pub append_key: Option<String>,
 }
 
 impl TryFrom<MessageRow> for Message {
@@ -168,6 +170,7 @@ pub(crate) struct NewMessageRow {
     pub read_status: bool,
     pub metadata: Option<String>,
     pub client_message_id: Option<String>,
+    pub append_key: Option<String>,
 }
 
 #[derive(Insertable)]

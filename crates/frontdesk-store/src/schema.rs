@@ -58,6 +58,7 @@ diesel::table! {
         read_status -> Bool,
         metadata -> Nullable<Text>,
         client_message_id -> Nullable<Text>,
+        append_key -> Nullable<Text>,
     }
 }
 
@@ -94,6 +95,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    throttle_counters (key) {
+        key -> Text,
+        hits -> BigInt,
+        resets_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(agent_sessions -> agents (agent_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -105,4 +114,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     customer_sessions,
     events,
     agent_sessions,
+    throttle_counters,
 );

@@ -47,7 +47,8 @@ where
             "customers",
             "events",
             "messages",
-            "partners"
+            "partners",
+            "throttle_counters"
         ]
     );
     conn.revert_all_migrations(migrations())

@@ -1,11 +1,13 @@
 //! This instance's connections, indexed by who they are, and delivery to them.
 //!
 //! Delivery never waits: each connection has a bounded queue, and a connection whose queue is
-//! full is told to close (it reconnects with `since` and loses nothing). A slow client can
-//! therefore never slow the others down.
+//! full of events is told to close (it reconnects with `since` and loses nothing). A slow
+//! client can therefore never slow the others down. Typing is ephemeral: it only takes a slot
+//! while at least half the queue is free, and is dropped otherwise, so no amount of typing
+//! can fill a queue and get its connection closed.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytestring::ByteString;
@@ -41,6 +43,8 @@ struct Connection {
     tx: mpsc::Sender<Outbound>,
     kill: Arc<Notify>,
     revoked: Arc<Notify>,
+    /// Told to close already: said once in the log, not once per frame that followed.
+    killed: bool,
 }
 
 #[derive(Default)]
@@ -62,6 +66,9 @@ pub struct Hub {
     queue: usize,
     caps: Caps,
     registry: Mutex<Registry>,
+    /// Raised once, when the server stops: ends writes waiting on peers that do not read.
+    stopping: Notify,
+    stopped: AtomicBool,
 }
 
 /// A registered connection; dropping it unregisters.
@@ -91,7 +98,19 @@ impl Hub {
             queue: queue.max(frontdesk_store::MAX_APPEND_BATCH),
             caps,
             registry: Mutex::new(Registry::default()),
+            stopping: Notify::new(),
+            stopped: AtomicBool::new(false),
         }
+    }
+
+    /// Resolves once the server is stopping (at once if it already is).
+    pub async fn stopping(&self) {
+        // Created before the check, so a `notify_waiters` in between is not missed.
+        let notified = self.stopping.notified();
+        if self.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        notified.await;
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
@@ -157,6 +176,7 @@ impl Hub {
                 tx,
                 kill: Arc::clone(&kill),
                 revoked: Arc::clone(&revoked),
+                killed: false,
             },
         );
         Ok(Subscription {
@@ -254,13 +274,17 @@ impl Hub {
             .origin
             .strip_prefix(&format!("{}/", self.instance))
             .and_then(|id| id.parse::<u64>().ok());
+        // Typing only takes a slot while half the queue is free: events keep their room.
+        let reserve = self.queue / 2;
         for id in registry.audience(&signal.audience(), origin) {
-            registry.offer(id, outbound.clone());
+            registry.offer_ephemeral(id, outbound.clone(), reserve);
         }
     }
 
     /// Asks every connection to close with 1001 (going away).
     pub fn shutdown(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.stopping.notify_waiters();
         let mut registry = self.registry();
         let ids: Vec<u64> = registry.connections.keys().copied().collect();
         for id in ids {
@@ -292,20 +316,91 @@ impl Registry {
 
     /// Queues a frame without waiting; a full queue marks the connection too slow.
     fn offer(&mut self, id: u64, outbound: Outbound) {
-        let Some(connection) = self.connections.get(&id) else {
+        let Some(connection) = self.connections.get_mut(&id) else {
             return;
         };
         match connection.tx.try_send(outbound) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::info!(
-                    connection = id,
-                    "outbound queue full; disconnecting slow client"
-                );
+                if !connection.killed {
+                    connection.killed = true;
+                    tracing::info!(
+                        connection = id,
+                        "outbound queue full; disconnecting slow client"
+                    );
+                }
                 connection.kill.notify_one();
             }
             // The connection is closing; it unregisters itself.
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
+    }
+
+    /// Queues a frame that may be lost (typing) only while more than `reserve` slots are
+    /// free; otherwise drops it. Never marks the connection too slow.
+    fn offer_ephemeral(&mut self, id: u64, outbound: Outbound, reserve: usize) {
+        let Some(connection) = self.connections.get(&id) else {
+            return;
+        };
+        if connection.tx.capacity() > reserve {
+            // Full or closed in between: dropped like any surplus typing.
+            let _ = connection.tx.try_send(outbound);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn frame() -> Outbound {
+        Outbound::Frame(Arc::new(Frame {
+            cursor: None,
+            text: ByteString::from_static("{}"),
+        }))
+    }
+
+    /// One connection with a queue of `size`; its receiver and kill signal.
+    fn registry(size: usize) -> (Registry, mpsc::Receiver<Outbound>, Arc<Notify>) {
+        let (tx, rx) = mpsc::channel(size);
+        let kill = Arc::new(Notify::new());
+        let mut registry = Registry::default();
+        let connection = Connection {
+            recipient: Recipient::Agent(1),
+            credential: frontdesk_domain::Secret::presented("fda_test").hash(),
+            tx,
+            kill: Arc::clone(&kill),
+            revoked: Arc::new(Notify::new()),
+            killed: false,
+        };
+        registry.connections.insert(1, connection);
+        (registry, rx, kill)
+    }
+
+    #[tokio::test]
+    async fn typing_stops_at_half_a_queue_and_never_kills() {
+        let (mut registry, rx, kill) = registry(8);
+        for _ in 0..1_000 {
+            registry.offer_ephemeral(1, frame(), 4);
+        }
+        assert_eq!(rx.len(), 4, "typing filled more than half the queue");
+        // Events still have room.
+        registry.offer(1, frame());
+        assert_eq!(rx.len(), 5);
+        let killed = tokio::time::timeout(Duration::from_millis(10), kill.notified()).await;
+        assert!(killed.is_err(), "typing got the connection killed");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_kills_once_and_says_so_once() {
+        let (mut registry, _rx, kill) = registry(2);
+        for _ in 0..100 {
+            registry.offer(1, frame());
+        }
+        assert!(registry.connections[&1].killed);
+        let killed = tokio::time::timeout(Duration::from_secs(1), kill.notified()).await;
+        assert!(killed.is_ok());
     }
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
 use bytestring::ByteString;
@@ -18,7 +19,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::credential::{Credential, Due, Kind, Watch};
+use super::flow::Flow;
+use super::frame_guard::{self, is_too_large};
 use super::hub::{Hub, Outbound, Subscription};
+use super::inbound_limit::{InboundLimit, Verdict};
+use super::log_throttle::LogThrottle;
+use super::teardown::{BodyWatch, TcpHandle};
+use super::typing_coalescer::TypingCoalescer;
 use crate::auth::bearer;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -27,6 +34,8 @@ use crate::state::AppState;
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Events replayed per query while catching up.
 const REPLAY_PAGE: i64 = 500;
+/// A warning repeated on one connection is logged at most this often.
+const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Heartbeat timings; tests shorten them.
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +83,10 @@ pub async fn connect(
             ));
         }
     }
+    // Oversized frames are refused from their header, before anything is buffered.
+    let body = frame_guard::guarded(&request, body, MAX_FRAME_BYTES)
+        .await
+        .map_err(|e| ApiError::bad_request("not_a_websocket", e.to_string()))?;
     // Registered before the upgrade, so a refusal is a plain 429 and the cap holds at once.
     let subscription = state
         .hub
@@ -85,6 +98,8 @@ pub async fn connect(
     );
     let (response, session, stream) = actix_ws::handle(&request, body)
         .map_err(|e| ApiError::bad_request("not_a_websocket", e.to_string()))?;
+    let (response, body_dropped) = BodyWatch::wrap(response);
+    let now = Instant::now();
     let stream = stream
         .max_frame_size(MAX_FRAME_BYTES)
         .aggregate_continuations()
@@ -101,8 +116,14 @@ pub async fn connect(
         store: state.store.clone(),
         hub: Arc::clone(&state.hub),
         heartbeat: state.heartbeat,
+        flow: state.flow,
         session,
         last: 0,
+        inbound: InboundLimit::new(state.flow.rate, state.flow.burst, now),
+        typing: TypingCoalescer::new(state.flow.typing_interval),
+        refused: LogThrottle::new(WARN_EVERY),
+        tcp: request.conn_data::<TcpHandle>().cloned(),
+        body_dropped,
     };
     actix_web::rt::spawn(connection.run(stream, query.since));
     Ok(response)
@@ -190,39 +211,85 @@ struct Connection {
     store: Store,
     hub: Arc<Hub>,
     heartbeat: Heartbeat,
+    flow: Flow,
     session: Session,
     /// The cursor of the last event sent.
     last: i64,
+    /// The client's frames: their rate, and their typing coalesced.
+    inbound: InboundLimit,
+    typing: TypingCoalescer,
+    /// Frames refused for the rate, for the log.
+    refused: LogThrottle,
+    /// The TCP connection, to end it once the goodbye is written (none off plain TCP).
+    tcp: Option<TcpHandle>,
+    /// Resolves once actix-http dropped the response body: the close frame is out.
+    body_dropped: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// Why the loop ended, and how to say goodbye.
 enum End {
-    ClientClosed,
+    /// The client's close frame, to echo.
+    ClientClosed(Option<CloseReason>),
+    /// The connection is gone already.
     Gone,
+    /// A write waited past its deadline: the peer does not read and cannot take a close frame.
+    Stuck,
     Close(CloseCode, &'static str),
+}
+
+/// What the server writes.
+enum Out {
+    Text(ByteString),
+    Ping,
+    Pong(Bytes),
 }
 
 impl Connection {
     async fn run(mut self, mut stream: AggregatedMessageStream, since: Option<i64>) {
         // The task's future is as large as its largest state, and an idle connection spends
-        // its life waiting in `serve`: the one-off catch-up and the handling of a client frame
-        // (which holds a whole store call) live on the heap only while they run (this future
-        // went from 4,952 to about 1,200 bytes).
+        // its life waiting in `serve`: the one-off catch-up, the handling of a client frame
+        // (which holds a whole store call), a write (with its deadline's timer) and the
+        // goodbye live on the heap only while they run (this future went from 4,952 to about
+        // 1,200 bytes; the flow limits' state brought it to about 2,000).
         let end = match Box::pin(self.catch_up(since)).await {
             Ok(()) => self.serve(&mut stream).await,
             Err(end) => end,
         };
         let reason = match end {
-            End::Gone => return,
-            End::ClientClosed => None,
+            End::Gone | End::Stuck => {
+                if let Some(tcp) = &self.tcp {
+                    tcp.abort();
+                }
+                return;
+            }
+            // RFC 6455, 5.5.1: the reply echoes the client's status code, at once.
+            End::ClientClosed(reason) => reason.map(|reason| CloseReason {
+                code: reason.code,
+                description: None,
+            }),
             End::Close(code, why) => Some(CloseReason {
                 code,
                 description: Some(why.to_owned()),
             }),
         };
-        // A client that stopped reading cannot take a close frame either: do not wait on it.
-        let close = tokio::time::timeout(Duration::from_secs(1), self.session.close(reason));
-        let _ = Box::pin(close).await;
+        Box::pin(self.goodbye(reason)).await;
+    }
+
+    /// Writes the close frame and ends the TCP connection right after it (an RFC 6455 client
+    /// waits for the server to close first). A client that stopped reading cannot take a
+    /// close frame either: past a short deadline its connection is reset instead.
+    async fn goodbye(self, reason: Option<CloseReason>) {
+        let deadline = self.flow.goodbye();
+        let closed = tokio::time::timeout(deadline, self.session.close(reason)).await;
+        let written = matches!(closed, Ok(Ok(())))
+            && tokio::time::timeout(deadline, self.body_dropped)
+                .await
+                .is_ok();
+        match &self.tcp {
+            Some(tcp) if written => tcp.finish(),
+            Some(tcp) => tcp.abort(),
+            None => {}
+        }
     }
 
     /// Replays events after `since` (the hub is already queueing live ones), then `ready`.
@@ -279,7 +346,7 @@ impl Connection {
                         tracing::info!(client = %self.client_id, "no heartbeat; dropping connection");
                         Err(End::Close(CloseCode::Away, "no heartbeat"))
                     } else {
-                        self.session.ping(b"").await.map_err(|_| End::Gone)
+                        self.write(Out::Ping).await
                     }
                 }
             };
@@ -319,26 +386,58 @@ impl Connection {
         &mut self,
         incoming: Option<Result<AggregatedMessage, actix_ws::ProtocolError>>,
     ) -> Result<(), End> {
-        match incoming {
-            None => Err(End::Gone),
-            Some(Ok(AggregatedMessage::Text(text))) => Box::pin(self.handle(&text)).await,
-            Some(Ok(AggregatedMessage::Binary(_))) => {
+        let message = match incoming {
+            None => return Err(End::Gone),
+            Some(Ok(AggregatedMessage::Close(reason))) => return Err(End::ClientClosed(reason)),
+            Some(Ok(message)) => message,
+            Some(Err(error)) => return Err(self.refuse_stream(&error).await),
+        };
+        // Every frame but the close costs a token, pings and pongs included.
+        match self.inbound.check(Instant::now()) {
+            Verdict::Accept => {}
+            Verdict::Refuse { tell } => {
+                if let Some(count) = self.refused.hit(Instant::now()) {
+                    tracing::info!(client = %self.client_id, refused = count, "inbound frames over the rate limit refused");
+                }
+                if tell {
+                    let why = "too many frames: this one and those until you slow down are dropped";
+                    return self.error("rate_limited", why, None).await;
+                }
+                return Ok(());
+            }
+            Verdict::Disconnect => {
+                tracing::info!(client = %self.client_id, refused = self.refused.unlogged(), "still flooding after rate_limited; disconnecting");
+                return Err(End::Close(CloseCode::Policy, "rate limit exceeded"));
+            }
+        }
+        match message {
+            AggregatedMessage::Text(text) => Box::pin(self.handle(&text)).await,
+            AggregatedMessage::Binary(_) => {
                 self.error("malformed_frame", "frames are JSON text", None)
                     .await
             }
-            Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                self.session.pong(&bytes).await.map_err(|_| End::Gone)
-            }
-            Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
-            Some(Ok(AggregatedMessage::Close(_))) => Err(End::ClientClosed),
-            Some(Err(actix_ws::ProtocolError::Overflow)) => {
-                let _ = self
-                    .error("frame_too_large", "frames are limited to 64 KiB", None)
-                    .await;
-                Err(End::Close(CloseCode::Size, "frame too large"))
-            }
-            Some(Err(_)) => Err(End::Close(CloseCode::Protocol, "protocol error")),
+            AggregatedMessage::Ping(bytes) => self.write(Out::Pong(bytes)).await,
+            AggregatedMessage::Pong(_) | AggregatedMessage::Close(_) => Ok(()),
         }
+    }
+
+    /// How a failed stream ends the connection: 1009 for an oversized frame (refused from
+    /// its header by the frame guard, or by actix itself), 1002 for anything else. Nothing
+    /// more is read either way.
+    async fn refuse_stream(&mut self, error: &actix_ws::ProtocolError) -> End {
+        let too_large = match error {
+            actix_ws::ProtocolError::Overflow => true,
+            actix_ws::ProtocolError::Io(error) => is_too_large(error),
+            _ => false,
+        };
+        if !too_large {
+            return End::Close(CloseCode::Protocol, "protocol error");
+        }
+        tracing::info!(client = %self.client_id, "frame over the size limit; closing with 1009");
+        let _ = self
+            .error("frame_too_large", "frames are limited to 64 KiB", None)
+            .await;
+        End::Close(CloseCode::Size, "frame too large")
     }
 
     /// One client frame. Rejections become `error` frames; the socket stays open.
@@ -375,6 +474,13 @@ impl Connection {
                 }
             }
             ClientFrame::Typing(mut typing) => {
+                // Repeats are dropped silently: the peer's indicator already shows them.
+                if !self
+                    .typing
+                    .admit(typing.conversation_id, typing.is_typing, Instant::now())
+                {
+                    return Ok(());
+                }
                 typing.is_agent = matches!(self.recipient, Recipient::Agent(_));
                 let origin = self.hub.origin(self.subscription.id);
                 let outcome = match self
@@ -434,13 +540,43 @@ impl Connection {
         self.send(plain_frame("error", &payload)).await
     }
 
-    /// Writes one frame. A client that stops reading blocks this; the hub's kill signal, raised
-    /// when the queue behind it fills, ends the wait.
     async fn send(&mut self, frame: impl Into<ByteString>) -> Result<(), End> {
+        self.write(Out::Text(frame.into())).await
+    }
+
+    /// Writes one frame, within the write deadline. A client that stops reading blocks the
+    /// write once the buffers before it are full: past the deadline it counts as gone (its
+    /// connection is reset). The hub's kill signal (its queue filled) and the server's stop
+    /// end the wait sooner.
+    async fn write(&mut self, out: Out) -> Result<(), End> {
+        // On the heap while it runs: an idle connection's task does not carry its timer.
+        Box::pin(self.write_within_deadline(out)).await
+    }
+
+    async fn write_within_deadline(&mut self, out: Out) -> Result<(), End> {
         let kill = Arc::clone(&self.subscription.kill);
+        let hub = Arc::clone(&self.hub);
+        let deadline = self.flow.write_timeout;
+        let session = &mut self.session;
+        let write = async move {
+            match out {
+                Out::Text(text) => session.text(text).await,
+                Out::Ping => session.ping(b"").await,
+                Out::Pong(bytes) => session.pong(&bytes).await,
+            }
+        };
         tokio::select! {
-            sent = self.session.text(frame) => sent.map_err(|_| End::Gone),
+            biased;
             _ = kill.notified() => Err(End::Close(CloseCode::Policy, "too slow: reconnect with since")),
+            _ = hub.stopping() => Err(End::Close(CloseCode::Away, "server shutting down")),
+            written = tokio::time::timeout(deadline, write) => match written {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(End::Gone),
+                Err(_) => {
+                    tracing::info!(client = %self.client_id, "a write waited past its deadline; disconnecting");
+                    Err(End::Stuck)
+                }
+            },
         }
     }
 }

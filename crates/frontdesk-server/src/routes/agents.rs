@@ -3,6 +3,7 @@
 use std::sync::OnceLock;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use frontdesk_domain::agent::PasswordMemory;
 use frontdesk_domain::credentials::prefix;
 use frontdesk_domain::customer::format_birthdate;
 use frontdesk_domain::{
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth::{AdminAuth, AgentAuth};
+use crate::client_ip::client_ip;
 use crate::error::ApiError;
 use crate::routes::messages::HistoryQuery;
 use crate::state::AppState;
@@ -36,40 +38,61 @@ struct Session {
     expires_at: Timestamp,
 }
 
-/// `POST /api/agent/login`: argon2id check, throttled per account and address.
+/// `POST /api/agent/login`: throttled per account and address (see `limiter`), the attempt
+/// counted before the argon2id check, which runs through the hashing gate.
 pub async fn login(
     request: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<Login>,
 ) -> Result<HttpResponse, ApiError> {
     let Login { email, password } = body.into_inner();
-    let ip = request.peer_addr().map(|addr| addr.ip());
-    if let Some(wait) = state.logins.check(&email, ip) {
-        return Err(ApiError::too_many_requests(
-            "too many failed sign-ins; try again later",
-            wait,
-        ));
+    let ip = client_ip(&request, &state.trusted_proxies);
+    if state.hashing.is_full() {
+        // Saturated: answer before counting anything, so a flood costs no database writes.
+        return Err(crate::password_gate::HashingBusy.into());
+    }
+    let reservation = state
+        .logins
+        .reserve(&state.store, &email, ip)
+        .await?
+        .map_err(|wait| {
+            ApiError::too_many_requests("too many failed sign-ins; try again later", wait)
+        })?;
+    if !reservation.delay.is_zero() {
+        // The account is being guessed from many addresses: slow every attempt on it down
+        // (without holding a hashing slot) rather than refuse its real owner.
+        actix_web::rt::time::sleep(reservation.delay).await;
     }
     let found = state.store.agent_credentials(&email).await?;
     // Verify even for unknown emails, so timing does not reveal which accounts exist.
     let stored = found.as_ref().map(|(_, hash)| hash.clone());
-    let matches = web::block(move || {
-        let stored = stored.unwrap_or_else(dummy_hash);
-        frontdesk_domain::agent::verify_password(&password, &stored)
-    })
-    .await
-    .unwrap_or(false);
+    let checked = state
+        .hashing
+        .run(move |memory| {
+            let stored = stored.unwrap_or_else(|| dummy_hash(memory));
+            memory.verify(&password, &stored)
+        })
+        .await;
+    let matches = match checked {
+        Ok(matches) => matches,
+        Err(busy) => {
+            state
+                .logins
+                .not_attempted(&state.store, &reservation)
+                .await?;
+            return Err(busy.into());
+        }
+    };
     let agent = match (found, matches) {
         (Some((agent, _)), true) => agent,
         _ => {
-            state.logins.failed(&email, ip);
             return Err(ApiError::unauthorized(
                 "invalid_credentials",
                 "wrong email or password",
             ));
         }
     };
-    state.logins.succeeded(&email);
+    state.logins.succeeded(&state.store, &reservation).await?;
     let token = Secret::generate(prefix::AGENT_SESSION, &mut rand::rng());
     let expires_at = state
         .store
@@ -88,12 +111,13 @@ pub async fn login(
 
 /// A real argon2id hash of a random password nobody knows, so a login for an unknown email
 /// costs the same as one for a known email.
-fn dummy_hash() -> String {
+fn dummy_hash(memory: &mut PasswordMemory) -> String {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY
         .get_or_init(|| {
             let password = Secret::generate("", &mut rand::rng());
-            frontdesk_domain::agent::hash_password(password.expose(), &mut rand::rng())
+            memory
+                .hash(password.expose(), &mut rand::rng())
                 .unwrap_or_default()
         })
         .clone()
@@ -264,10 +288,11 @@ pub async fn create_agent(
     body: web::Json<NewAgent>,
 ) -> Result<HttpResponse, ApiError> {
     let new_agent = body.into_inner();
-    // argon2 takes tens of milliseconds: off the async worker.
-    let signup = web::block(move || new_agent.validate(&mut rand::rng()))
-        .await
-        .map_err(|_| ApiError::unavailable("password hashing failed"))??;
+    // argon2 takes tens of milliseconds and 19 MiB: through the hashing gate.
+    let signup = state
+        .hashing
+        .run(move |memory| new_agent.validate_with(&mut rand::rng(), memory))
+        .await??;
     let agent = state.store.create_agent(&signup).await?;
     Ok(HttpResponse::Created().json(agent))
 }

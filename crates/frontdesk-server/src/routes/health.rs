@@ -4,8 +4,13 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// `GET /healthz`: 200 once the database answers, 503 otherwise.
+/// `GET /healthz`: 200 once the database answers and writes are not failing for lack of
+/// space; 503 otherwise (`storage_full` from the last write that failed for lack of space
+/// until one succeeds: the database still answers reads then).
 pub async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.store.storage_full() {
+        return Err(ApiError::storage_full());
+    }
     state
         .store
         .ping()

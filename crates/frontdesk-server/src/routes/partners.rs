@@ -4,6 +4,7 @@ use frontdesk_domain::{PartnerRegistration, Secret};
 use serde::Serialize;
 
 use crate::auth::is_admin;
+use crate::client_ip::client_ip;
 use crate::config::Registration;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -24,11 +25,24 @@ pub async fn register(
     state: web::Data<AppState>,
     body: web::Json<PartnerRegistration>,
 ) -> Result<HttpResponse, ApiError> {
-    if state.registration == Registration::Admin && !is_admin(&request, &state)? {
-        return Err(ApiError::unauthorized(
-            "admin_token_required",
-            "partner registration on this server needs the admin token",
-        ));
+    match state.registration {
+        Registration::Admin => {
+            if !is_admin(&request, &state).await? {
+                return Err(ApiError::unauthorized(
+                    "admin_token_required",
+                    "partner registration on this server needs the admin token",
+                ));
+            }
+        }
+        Registration::Open => {
+            let ip = client_ip(&request, &state.trusted_proxies);
+            state.registrations.check(ip).map_err(|wait| {
+                ApiError::too_many_requests(
+                    "too many registrations from this address; try again later",
+                    wait,
+                )
+            })?;
+        }
     }
     let registration = body.into_inner().validate()?;
     let api_key = Secret::generate(prefix::PARTNER_API_KEY, &mut rand::rng());
@@ -44,4 +58,14 @@ pub async fn register(
         name: partner.name,
         domain: partner.domain,
     }))
+}
+
+/// Logged at start: open registration lets anyone on the network create partners.
+pub fn warn_if_open(registration: Registration) {
+    if registration == Registration::Open {
+        tracing::warn!(
+            "partner registration is open to anyone who can reach this server (rate-limited per \
+             address); set FRONTDESK_REGISTRATION=admin in production"
+        );
+    }
 }

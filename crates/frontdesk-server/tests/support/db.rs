@@ -77,6 +77,13 @@ impl TestDb {
         (self.backend == Backend::Sqlite).then(|| self.dir.path().join("data").join("frontdesk.db"))
     }
 
+    /// A PostgreSQL session of the test's own on this database, for work that must not open a
+    /// new connection each time (sampling the server's sessions).
+    pub async fn postgres_client(&self) -> tokio_postgres::Client {
+        assert_eq!(self.backend, Backend::Postgres, "a PostgreSQL-only helper");
+        connect(&self.url).await
+    }
+
     /// Rows of a query as text, whichever the backend (for checking what is really stored).
     pub async fn query_text(&self, sql: &str) -> Vec<Vec<Option<String>>> {
         match self.backend {

@@ -4,6 +4,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod db;
+pub mod raw_ws;
 pub mod server;
 pub mod ws;
 
