@@ -32,6 +32,8 @@ impl Cli {
     }
 }
 
+// Parsed once at start and moved out at once: its size costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start the server (the default).
