@@ -464,6 +464,7 @@ impl Connection {
                 };
                 match outcome {
                     Ok(appended) => {
+                        self.typing.message_sent(appended.message.conversation_id);
                         let ack = Ack {
                             client_message_id,
                             message: &appended.message,

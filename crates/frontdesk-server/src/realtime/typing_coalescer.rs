@@ -42,11 +42,26 @@ impl TypingCoalescer {
         self.last.insert(conversation, (is_typing, now));
         true
     }
+
+    /// This connection sent a message in `conversation`: its peers' indicators stop showing
+    /// typing on their own when it arrives, so the next `typing` must pass, repeat or not.
+    pub fn message_sent(&mut self, conversation: i64) {
+        self.last.remove(&conversation);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typing_after_a_message_passes() {
+        let start = Instant::now();
+        let mut typing = TypingCoalescer::new(Duration::from_secs(1));
+        assert!(typing.admit(7, true, start));
+        typing.message_sent(7);
+        assert!(typing.admit(7, true, start + Duration::from_millis(10)));
+    }
 
     #[test]
     fn repeats_within_the_interval_are_dropped() {
