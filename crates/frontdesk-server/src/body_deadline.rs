@@ -13,15 +13,22 @@ use actix_web::web::Bytes;
 use futures_util::Stream;
 use tokio::time::{sleep, Sleep};
 
+use crate::realtime::teardown::TcpHandle;
+
 /// What the JSON extractor sees when the deadline passes (mapped to 408 in extract.rs).
 pub const MESSAGE: &str = "request body not received in time";
 
-/// `payload`, failing with a timed-out I/O error once `deadline` has passed.
-pub fn with_deadline(payload: Payload, deadline: Duration) -> Payload {
+/// `payload`, failing with a timed-out I/O error once `deadline` has passed. If it is dropped
+/// before its end (refused, timed out, or never read), the connection stops reading through
+/// `tcp`: actix would otherwise drain the rest, with no deadline, for as long as a client
+/// trickles it (a chunked body has no length to bound that).
+pub fn with_deadline(payload: Payload, deadline: Duration, tcp: Option<TcpHandle>) -> Payload {
     let stream: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> = Box::pin(Deadline {
         inner: payload,
         timer: Box::pin(sleep(deadline)),
         expired: false,
+        ended: false,
+        tcp,
     });
     Payload::from(stream)
 }
@@ -30,6 +37,19 @@ struct Deadline {
     inner: Payload,
     timer: Pin<Box<Sleep>>,
     expired: bool,
+    /// The body was read to its end.
+    ended: bool,
+    tcp: Option<TcpHandle>,
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        if !self.ended {
+            if let Some(tcp) = &self.tcp {
+                tcp.stop_reading();
+            }
+        }
+    }
 }
 
 impl Stream for Deadline {
@@ -40,6 +60,7 @@ impl Stream for Deadline {
             return Poll::Ready(None);
         }
         if let Poll::Ready(item) = Pin::new(&mut self.inner).poll_next(cx) {
+            self.ended = item.is_none();
             return Poll::Ready(item);
         }
         match self.timer.as_mut().poll(cx) {

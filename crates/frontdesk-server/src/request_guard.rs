@@ -15,6 +15,7 @@ use actix_web::{web, HttpMessage, ResponseError};
 use crate::body_deadline::with_deadline;
 use crate::client_ip::client_ip;
 use crate::error::ApiError;
+use crate::realtime::teardown::TcpHandle;
 
 /// The instance's limits and its count of requests in progress per address (one for all
 /// workers, so the limit is per instance).
@@ -100,17 +101,49 @@ pub async fn guard_requests(
                 response
                     .head_mut()
                     .set_connection_type(actix_web::http::ConnectionType::Close);
+                // Nor is the body it may be trickling drained (see `with_deadline`).
+                if has_body(&request) {
+                    if let Some(tcp) = request.conn_data::<TcpHandle>() {
+                        tcp.stop_reading();
+                    }
+                }
                 return Ok(request.into_response(response).map_into_right_body());
             }
         },
         None => Slot(None),
     };
-    // A WebSocket's payload is its frames, which flow for the socket's whole life.
-    if !request.headers().contains_key(header::UPGRADE) {
+    // A WebSocket's payload is its frames, which flow for the socket's whole life; only a real
+    // handshake is exempt, not any request that says `Upgrade`.
+    if !is_websocket_handshake(&request) {
+        let tcp = has_body(&request)
+            .then(|| request.conn_data::<TcpHandle>().cloned())
+            .flatten();
         let payload = request.take_payload();
-        request.set_payload(with_deadline(payload, guard.body_timeout));
+        request.set_payload(with_deadline(payload, guard.body_timeout, tcp));
     }
     let response = next.call(request).await;
     drop(slot);
     Ok(response?.map_into_left_body())
+}
+
+/// `GET /ws` asking for `Upgrade: websocket`.
+fn is_websocket_handshake(request: &ServiceRequest) -> bool {
+    request.method() == actix_web::http::Method::GET
+        && request.path() == "/ws"
+        && request
+            .headers()
+            .get(header::UPGRADE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.eq_ignore_ascii_case("websocket"))
+}
+
+/// Whether the request declares a body (a length above zero, or a transfer encoding).
+fn has_body(request: &ServiceRequest) -> bool {
+    let headers = request.headers();
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<u64>().ok())
+            .is_some_and(|length| length > 0)
 }

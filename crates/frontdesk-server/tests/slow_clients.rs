@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -73,6 +72,16 @@ fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
 }
 
+/// The server's open sockets (its database files aside, whose number grows with its pool).
+fn open_sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| {
+        dir.filter_map(Result::ok)
+            .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+            .filter(|target| target.to_string_lossy().starts_with("socket:"))
+            .count()
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trickling_clients_are_cut_off_and_others_are_served() {
     let db = TestDb::new(Backend::Sqlite).await;
@@ -104,11 +113,7 @@ async fn trickling_clients_are_cut_off_and_others_are_served() {
 
     // Meanwhile another address is served normally.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let innocent = reqwest::Client::builder()
-        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)))
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap_or_else(|e| panic!("client: {e}"));
+    let innocent = support::client_from("127.0.0.2");
     let during = open_fds(server.pid());
     for i in 0..3 {
         let response = innocent
@@ -167,5 +172,72 @@ async fn trickling_clients_are_cut_off_and_others_are_served() {
         "the server holds {after} fds after the attack, {baseline} before ({during} during)"
     );
     eprintln!("fds: {baseline} before, {during} during, {after} after; answers {by_status:?}");
+    server.assert_no_panics();
+}
+
+/// A chunked body has no length to bound it: once the server has answered (or refused), it
+/// must stop reading rather than drain a trickle for ever. Likewise a request that merely says
+/// `Upgrade` gets the body deadline like any other (only a real WebSocket handshake is exempt).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickled_chunked_bodies_are_cut_off_too() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let server = Server::start_with(
+        &db,
+        &[
+            ("FRONTDESK_BODY_TIMEOUT_MS", "2000"),
+            ("FRONTDESK_HEAD_TIMEOUT_MS", "2000"),
+        ],
+    )
+    .await;
+    let addr = server.addr();
+    let baseline = open_sockets(server.pid());
+    // Ten minutes of one-byte chunks at a byte a second: far past the guard.
+    let chunks = b"1\r\nx\r\n".repeat(100);
+    let heads = [
+        // Answered at once without reading the body, which then trickles on.
+        format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        // Read, and cut off by the body deadline.
+        format!("POST /api/partner/register HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        format!("POST /api/partner/register HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nContent-Length: 500\r\n\r\n"),
+    ];
+    let mut attack = tokio::task::JoinSet::new();
+    for head in &heads {
+        for _ in 0..20 {
+            attack.spawn(trickle(addr, head.clone().into_bytes(), chunks.clone()));
+        }
+    }
+    let mut endings = Vec::new();
+    while let Some(ending) = attack.join_next().await {
+        endings.push(ending.unwrap_or_else(|e| panic!("trickler: {e}")));
+    }
+    let still_open = endings.iter().filter(|e| **e == Ending::StillOpen).count();
+    assert_eq!(still_open, 0, "tricklers still open after {GUARD:?}");
+    let statuses: std::collections::BTreeSet<u16> = endings
+        .iter()
+        .filter_map(|e| match e {
+            Ending::Answered(status, _) => Some(*status),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        statuses.contains(&200),
+        "healthz was not answered: {endings:?}"
+    );
+    assert!(
+        statuses.contains(&408),
+        "no body deadline answered: {endings:?}"
+    );
+    let mut after = open_sockets(server.pid());
+    for _ in 0..50 {
+        if after <= baseline + 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        after = open_sockets(server.pid());
+    }
+    assert!(
+        after <= baseline + 4,
+        "the server holds {after} sockets after the attack, {baseline} before"
+    );
     server.assert_no_panics();
 }

@@ -50,6 +50,12 @@ impl TcpHandle {
         let _ = SockRef::from(self.0.as_ref()).shutdown(Shutdown::Both);
     }
 
+    /// No more reading: actix sees the end of the stream, answers what it is answering and
+    /// closes, instead of draining a body nobody will read for as long as the peer sends it.
+    pub fn stop_reading(&self) {
+        let _ = SockRef::from(self.0.as_ref()).shutdown(Shutdown::Read);
+    }
+
     /// For a peer that does not read: the connection is reset, dropping whatever it would
     /// not take (kernel buffers included), and actix's pending write fails, so it lets go.
     pub fn abort(&self) {
