@@ -53,11 +53,7 @@ impl Drop for SmallDisk {
 }
 
 /// Posts messages of incompressible text until one is refused; that answer.
-async fn fill(
-    server: &Server,
-    key: &str,
-    conversation: i64,
-) -> (StatusCode, Option<String>, Value) {
+async fn fill(server: &Server, key: &str, conversation: i64) -> (StatusCode, Option<u64>, Value) {
     for _ in 0..2_000 {
         let content = Alphanumeric.sample_string(&mut rand::rng(), 9_000);
         let response = tokio::time::timeout(
@@ -76,11 +72,7 @@ async fn fill(
         .unwrap_or_else(|e| panic!("send: {e}"));
         if response.status() != StatusCode::CREATED {
             let status = response.status();
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
+            let retry_after = support::retry_after(&response);
             return (
                 status,
                 retry_after,

@@ -6,13 +6,11 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::net::IpAddr;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::{error_code, Backend, Server, TestDb};
+use support::{client_from, error_code, retry_after, Backend, Server, TestDb};
 
 on_both_backends!(
     a_registration_burst_is_cut_off_for_its_address_alone,
@@ -21,16 +19,6 @@ on_both_backends!(
 );
 
 const ADMIN_TOKEN: &str = "the-admin-token-for-tests";
-
-fn client_from(ip: &str) -> reqwest::Client {
-    let ip: IpAddr = ip.parse().unwrap_or_else(|e| panic!("{ip}: {e}"));
-    reqwest::Client::builder()
-        .local_address(ip)
-        .pool_max_idle_per_host(0)
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap_or_else(|e| panic!("client from {ip}: {e}"))
-}
 
 /// POSTs `body` to `path` with an optional bearer token: status, `Retry-After`, JSON body.
 async fn post(
@@ -49,11 +37,7 @@ async fn post(
         .await
         .unwrap_or_else(|e| panic!("{path}: {e}\nserver log:\n{}", server.log()));
     let status = response.status();
-    let retry = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
+    let retry = retry_after(&response);
     let text = response.text().await.unwrap_or_default();
     let body = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{path} answered {status} with non-JSON {text:?}: {e}"));

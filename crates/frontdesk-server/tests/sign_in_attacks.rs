@@ -5,14 +5,13 @@
 
 mod support;
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::{error_code, Backend, Server, TestDb};
+use support::{client_from, error_code, retry_after, Backend, Server, TestDb};
 
 on_both_backends!(
     a_concurrent_flood_is_cut_off_before_hashing_and_memory_stays_flat,
@@ -23,17 +22,6 @@ on_both_backends!(
 );
 
 const PASSWORD: &str = "a long enough password";
-
-/// A client whose connections come from `ip`, a new connection per request.
-fn client_from(ip: &str) -> reqwest::Client {
-    let ip: IpAddr = ip.parse().unwrap_or_else(|e| panic!("{ip}: {e}"));
-    reqwest::Client::builder()
-        .local_address(ip)
-        .pool_max_idle_per_host(0)
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap_or_else(|e| panic!("client from {ip}: {e}"))
-}
 
 /// One sign-in attempt: status, `Retry-After` (if any) and the JSON body.
 async fn sign_in(
@@ -64,11 +52,7 @@ async fn sign_in_forwarded(
         .await
         .unwrap_or_else(|e| panic!("sign-in: {e}\nserver log:\n{}", server.log()));
     let status = response.status();
-    let retry = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
+    let retry = retry_after(&response);
     let body = response.json().await.unwrap_or(Value::Null);
     (status, retry, body)
 }

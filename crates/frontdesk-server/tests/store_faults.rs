@@ -16,7 +16,7 @@ use support::{error_code, Backend, Server, TestDb};
 const GUARD: Duration = Duration::from_secs(30);
 
 /// POSTs a message with the partner's key; status, `Retry-After` and JSON body, within GUARD.
-async fn post(server: &Server, key: &str, body: &Value) -> (StatusCode, Option<String>, Value) {
+async fn post(server: &Server, key: &str, body: &Value) -> (StatusCode, Option<u64>, Value) {
     let request = server
         .client
         .post(server.url("/api/partner/messages"))
@@ -28,11 +28,7 @@ async fn post(server: &Server, key: &str, body: &Value) -> (StatusCode, Option<S
         .unwrap_or_else(|_| panic!("no answer within {GUARD:?}: the append hung"))
         .unwrap_or_else(|e| panic!("send: {e}"));
     let status = response.status();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let retry_after = support::retry_after(&response);
     let body = response.json().await.unwrap_or(Value::Null);
     (status, retry_after, body)
 }
@@ -41,12 +37,11 @@ fn message(conversation: i64, customer: &str, content: &str) -> Value {
     json!({"conversationId": conversation, "senderId": customer, "content": content})
 }
 
-fn assert_503(status: StatusCode, retry_after: &Option<String>, body: &Value, code: &str) {
+fn assert_503(status: StatusCode, retry_after: &Option<u64>, body: &Value, code: &str) {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(error_code(body), code, "{body}");
-    let seconds: Option<u64> = retry_after.as_deref().and_then(|s| s.parse().ok());
     assert!(
-        seconds.is_some_and(|s| s >= 1),
+        retry_after.is_some_and(|s| s >= 1),
         "Retry-After: {retry_after:?}"
     );
 }
@@ -104,11 +99,7 @@ async fn a_locked_row_fails_its_own_writes_fast_and_no_one_elses() {
             .unwrap_or_else(|_| panic!("no answer within {GUARD:?} for {body}"))
             .unwrap_or_else(|e| panic!("send: {e}"));
             let status = response.status();
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
+            let retry_after = support::retry_after(&response);
             (
                 body,
                 status,

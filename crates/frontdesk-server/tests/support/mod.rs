@@ -81,6 +81,27 @@ pub fn keys(value: &Value) -> Vec<String> {
     keys
 }
 
+/// A client whose connections come from `ip`, a new connection per request: how tests play
+/// several client addresses (the whole of 127.0.0.0/8 reaches a server on 127.0.0.1).
+pub fn client_from(ip: &str) -> reqwest::Client {
+    let ip: std::net::IpAddr = ip.parse().unwrap_or_else(|e| panic!("{ip}: {e}"));
+    reqwest::Client::builder()
+        .local_address(ip)
+        .pool_max_idle_per_host(0)
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap_or_else(|e| panic!("client from {ip}: {e}"))
+}
+
+/// A response's `Retry-After`, in seconds.
+pub fn retry_after(response: &reqwest::Response) -> Option<u64> {
+    response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
 /// Asserts the JSON error shape and returns its code.
 pub fn error_code(body: &Value) -> String {
     let error = &body["error"];
