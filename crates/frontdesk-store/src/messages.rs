@@ -42,34 +42,62 @@ impl Store {
         draft: &MessageDraft,
     ) -> Result<Appended, StoreError> {
         let append_key = draft.client_message_id.is_none().then(new_append_key);
-        match self
+        // Past the deadline the batch may still commit it: looked up below like any failure.
+        let outcome = self
             .writer
             .submit(viewer, draft, append_key.clone())
-            .await?
-        {
+            .await
+            .unwrap_or_else(Outcome::Failed);
+        match outcome {
             Outcome::Created(appended) => Ok(*appended),
             Outcome::Duplicate => match append_key {
                 Some(key) => self
-                    .stored_earlier(viewer, Earlier::AppendKey(key))
+                    .stored_under(viewer, key)
                     .await?
-                    .map(|appended| Appended {
-                        created: true,
-                        ..appended
-                    })
                     .ok_or(StoreError::NotFound("conversation")),
                 None => self
                     .replay(viewer, draft)
                     .await?
                     .ok_or(StoreError::NotFound("conversation")),
             },
-            Outcome::Failed(error) => match self.replay(viewer, draft).await {
-                Ok(Some(replayed)) => Ok(replayed),
-                // The id was used for another message: that is the answer a retry needs.
-                Err(mismatch @ StoreError::Rule(DomainError::IdempotencyMismatch)) => Err(mismatch),
-                // No earlier message (or the look-up itself failed): the refusal stands.
-                Ok(None) | Err(_) => Err(error),
-            },
+            Outcome::Failed(error) => {
+                let earlier = match &append_key {
+                    // A whole batch that failed on the database may have committed first (a
+                    // connection lost during COMMIT): the append key tells. A refusal of this
+                    // one append did not commit.
+                    Some(key) if error.is_shared_by_all() => {
+                        self.stored_under(viewer, key.clone()).await
+                    }
+                    Some(_) => Ok(None),
+                    None => self.replay(viewer, draft).await,
+                };
+                match earlier {
+                    Ok(Some(found)) => Ok(found),
+                    // The id was used for another message: that is the answer a retry needs.
+                    Err(mismatch @ StoreError::Rule(DomainError::IdempotencyMismatch)) => {
+                        Err(mismatch)
+                    }
+                    // No earlier message (or the look-up itself failed): the refusal stands.
+                    Ok(None) | Err(_) => Err(error),
+                }
+            }
         }
+    }
+
+    /// The message this request stored under its append key, if the commit happened after
+    /// all (`created` true: this request did store it).
+    async fn stored_under(
+        &self,
+        viewer: &Viewer,
+        append_key: String,
+    ) -> Result<Option<Appended>, StoreError> {
+        let found = self
+            .stored_earlier(viewer, Earlier::AppendKey(append_key))
+            .await?;
+        Ok(found.map(|stored| Appended {
+            created: true,
+            ..stored
+        }))
     }
 
     /// The message stored earlier under the draft's `clientMessageId`, if there is one.
