@@ -175,6 +175,12 @@ pub async fn is_admin(request: &HttpRequest, state: &AppState) -> Result<bool, A
     let Some(token) = bearer(request)? else {
         return Ok(false);
     };
+    // A signed-in agent's own session is not a guess at the admin token: never counted.
+    if token.expose().starts_with(prefix::AGENT_SESSION)
+        && state.store.agent_by_session(&token.hash()).await?.is_some()
+    {
+        return Ok(false);
+    }
     let ip = crate::client_ip::client_ip(request, &state.trusted_proxies);
     let attempt = state
         .logins

@@ -16,6 +16,7 @@ on_both_backends!(
     a_registration_burst_is_cut_off_for_its_address_alone,
     wrong_admin_tokens_are_throttled_per_address,
     the_admin_token_can_come_from_a_file,
+    an_agents_session_is_not_counted_as_a_wrong_admin_token,
 );
 
 const ADMIN_TOKEN: &str = "the-admin-token-for-tests";
@@ -253,4 +254,41 @@ async fn an_admin_token_flag_is_warned_about() {
         !log.0.contains(ADMIN_TOKEN),
         "the token itself is never logged"
     );
+}
+
+/// An agent's session presented to an admin-only registration is refused, but it is no guess
+/// at the admin token: however often, the admin token still works from the same address.
+async fn an_agents_session_is_not_counted_as_a_wrong_admin_token(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = Server::start_with(
+        &db,
+        &[
+            ("FRONTDESK_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("FRONTDESK_REGISTRATION", "admin"),
+        ],
+    )
+    .await;
+    let agent = server.agent("ann@example.com", true).await;
+    let client = client_from("127.0.0.2");
+    let shop = |n: u32| json!({"name": format!("Shop {n}"), "domain": "shop.example.com"});
+    for n in 0..15 {
+        let (status, _, body) = post(
+            &server,
+            &client,
+            "/api/partner/register",
+            Some(&agent.token),
+            &shop(n),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    let (status, _, body) = post(
+        &server,
+        &client,
+        "/api/partner/register",
+        Some(ADMIN_TOKEN),
+        &shop(99),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 }
