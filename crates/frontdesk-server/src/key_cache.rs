@@ -14,33 +14,56 @@ const CAPACITY: usize = 10_000;
 
 #[derive(Default)]
 pub struct KeyCache {
-    entries: Mutex<HashMap<SecretHash, (Partner, Instant)>>,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    keys: HashMap<SecretHash, (Partner, Instant)>,
+    /// Bumped by every `forget`: a look-up that began before a rotation must not put the old
+    /// key back after it was forgotten.
+    generation: u64,
 }
 
 impl KeyCache {
+    fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn get(&self, key: &SecretHash) -> Option<Partner> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
+        self.entries()
+            .keys
             .get(key)
             .filter(|(_, at)| at.elapsed() < TTL)
             .map(|(partner, _)| partner.clone())
     }
 
-    /// Drops a key that no longer speaks (rotated).
-    pub fn forget(&self, key: &SecretHash) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.remove(key);
+    /// What a look-up about to go to the database hands back to `put`.
+    pub fn generation(&self) -> u64 {
+        self.entries().generation
     }
 
-    pub fn put(&self, key: SecretHash, partner: Partner) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= CAPACITY {
-            entries.retain(|_, (_, at)| at.elapsed() < TTL);
-            if entries.len() >= CAPACITY {
-                entries.clear();
+    /// Drops a key that no longer speaks (rotated).
+    pub fn forget(&self, key: &SecretHash) {
+        let mut entries = self.entries();
+        entries.keys.remove(key);
+        entries.generation += 1;
+    }
+
+    /// Remembers what a look-up that began at `generation` found, unless a key was forgotten
+    /// since (it may have been this one).
+    pub fn put(&self, key: SecretHash, partner: Partner, generation: u64) {
+        let mut entries = self.entries();
+        if entries.generation != generation {
+            return;
+        }
+        if entries.keys.len() >= CAPACITY {
+            entries.keys.retain(|_, (_, at)| at.elapsed() < TTL);
+            if entries.keys.len() >= CAPACITY {
+                entries.keys.clear();
             }
         }
-        entries.insert(key, (partner, Instant::now()));
+        entries.keys.insert(key, (partner, Instant::now()));
     }
 }
 
@@ -60,10 +83,16 @@ mod tests {
             domain: "a.com".into(),
             created_at: Timestamp::new(time::OffsetDateTime::UNIX_EPOCH),
         };
-        cache.put(key.clone(), partner.clone());
-        assert_eq!(cache.get(&key), Some(partner));
+        cache.put(key.clone(), partner.clone(), cache.generation());
+        assert_eq!(cache.get(&key), Some(partner.clone()));
         assert_eq!(cache.get(&Secret::presented("fdk_y").hash()), None);
         cache.forget(&key);
+        assert_eq!(cache.get(&key), None);
+
+        // A look-up that began before the rotation does not put the old key back.
+        let before = cache.generation();
+        cache.forget(&key);
+        cache.put(key.clone(), partner, before);
         assert_eq!(cache.get(&key), None);
     }
 }

@@ -51,9 +51,10 @@ impl AppState {
         if let Some(partner) = self.keys.get(key) {
             return Ok(Some(partner));
         }
+        let generation = self.keys.generation();
         let found = self.store.partner_by_key(key).await?;
         if let Some(partner) = &found {
-            self.keys.put(key.clone(), partner.clone());
+            self.keys.put(key.clone(), partner.clone(), generation);
         }
         Ok(found)
     }

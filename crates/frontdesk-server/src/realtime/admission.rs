@@ -34,6 +34,8 @@ pub enum Refused {
     Agent(usize),
     Partner(usize),
     Instance(usize),
+    /// The credential was revoked between its check at the handshake and the registration.
+    Revoked,
 }
 
 /// A client told to wait this long before retrying: sockets come and go in seconds.
@@ -71,6 +73,12 @@ impl From<Refused> for ApiError {
                 format!("this partner already has {cap} WebSockets open on this server")
             }
             Refused::Instance(cap) => format!("this server already holds {cap} WebSockets"),
+            Refused::Revoked => {
+                return ApiError::unauthorized(
+                    "invalid_credentials",
+                    "the credential was revoked; get a new one",
+                )
+            }
         };
         let mut error = ApiError::too_many_requests(message, RETRY_AFTER);
         error.code = "too_many_connections";

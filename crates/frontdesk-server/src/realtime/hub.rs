@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
 use frontdesk_domain::event::{event_frame, plain_frame};
@@ -57,7 +58,17 @@ struct Registry {
     every_agent: HashSet<u64>,
     /// Connections by the credential they used, so a revocation finds them.
     credentials: HashMap<SecretHash, HashSet<u64>>,
+    /// Credentials revoked lately, and when: a handshake that checked its credential just
+    /// before the revocation registers just after it, and must be refused then.
+    revoked_lately: HashMap<SecretHash, Instant>,
 }
+
+/// How long a revoked credential is refused at registration: far longer than a handshake
+/// takes between checking its credential and registering.
+const REVOKED_LATELY: Duration = Duration::from_secs(60);
+/// Revocations remembered at most (logouts and rotations are rare; a flood of them must not
+/// grow memory).
+const REVOKED_LATELY_MAX: usize = 10_000;
 
 pub struct Hub {
     /// Tells this instance's typing signals from other instances'.
@@ -128,6 +139,13 @@ impl Hub {
         credential: SecretHash,
     ) -> Result<Subscription, Refused> {
         let mut registry = self.registry();
+        if registry
+            .revoked_lately
+            .get(&credential)
+            .is_some_and(|at| at.elapsed() < REVOKED_LATELY)
+        {
+            return Err(Refused::Revoked);
+        }
         let (own, partner) = match &recipient {
             Recipient::Customer(partner, customer) => (
                 registry
@@ -229,7 +247,14 @@ impl Hub {
 
     /// Tells every local connection that used `credential` to close; returns how many.
     pub fn revoke(&self, credential: &SecretHash) -> usize {
-        let registry = self.registry();
+        let mut registry = self.registry();
+        let now = Instant::now();
+        registry
+            .revoked_lately
+            .retain(|_, at| now.saturating_duration_since(*at) < REVOKED_LATELY);
+        if registry.revoked_lately.len() < REVOKED_LATELY_MAX {
+            registry.revoked_lately.insert(credential.clone(), now);
+        }
         let Some(ids) = registry.credentials.get(credential) else {
             return 0;
         };
@@ -377,6 +402,26 @@ mod tests {
         };
         registry.connections.insert(1, connection);
         (registry, rx, kill)
+    }
+
+    #[test]
+    fn a_credential_revoked_before_its_socket_registers_is_refused() {
+        let caps = Caps {
+            per_customer: 8,
+            per_agent: 8,
+            per_partner: 8,
+            total: 8,
+        };
+        let hub = Arc::new(Hub::new(128, caps));
+        let revoked = frontdesk_domain::Secret::presented("fda_gone").hash();
+        let other = frontdesk_domain::Secret::presented("fda_kept").hash();
+        // The logout ran between the handshake's credential check and its registration.
+        assert_eq!(hub.revoke(&revoked), 0);
+        assert!(matches!(
+            hub.subscribe(Recipient::Agent(1), revoked),
+            Err(Refused::Revoked)
+        ));
+        assert!(hub.subscribe(Recipient::Agent(1), other).is_ok());
     }
 
     #[tokio::test]
