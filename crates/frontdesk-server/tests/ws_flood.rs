@@ -128,6 +128,23 @@ async fn agents_still_hear(scene: &mut Scene) {
     }
 }
 
+/// The customer floods with `frame`s: it is told `rate_limited`, then closed with 1008; both
+/// agents still hear a real message, and the flood cost a handful of log lines, no panic.
+async fn flood_is_contained(scene: &mut Scene, log_before: usize, frame: impl Fn(u64) -> String) {
+    let outcome = flood(&scene.server, &scene.ann_query, frame).await;
+    println!("{outcome:?}");
+    assert!(outcome.rate_limited >= 1, "{outcome:?}");
+    assert_eq!(outcome.close_code, Some(1008), "{outcome:?}");
+    agents_still_hear(scene).await;
+    let lines = log_lines(&scene.server) - log_before;
+    assert!(
+        lines < LOG_LINES_BOUND,
+        "{lines} log lines:\n{}",
+        scene.server.log()
+    );
+    scene.server.assert_no_panics();
+}
+
 fn log_lines(server: &Server) -> usize {
     server.log().lines().count()
 }
@@ -140,18 +157,7 @@ async fn a_typing_flood_is_rate_limited_and_disconnects_no_agent(backend: Backen
         json!({"type": "typing", "payload": {"conversationId": conversation, "isTyping": true}})
             .to_string()
     };
-    let outcome = flood(&scene.server, &scene.ann_query, typing).await;
-    println!("{outcome:?}");
-    assert!(outcome.rate_limited >= 1, "{outcome:?}");
-    assert_eq!(outcome.close_code, Some(1008), "{outcome:?}");
-    agents_still_hear(&mut scene).await;
-    let lines = log_lines(&scene.server) - before;
-    assert!(
-        lines < LOG_LINES_BOUND,
-        "{lines} log lines:\n{}",
-        scene.server.log()
-    );
-    scene.server.assert_no_panics();
+    flood_is_contained(&mut scene, before, typing).await;
 }
 
 /// With the rate limit lifted, typing alone (alternating, so none is coalesced away) still
@@ -200,16 +206,5 @@ async fn a_ping_and_read_flood_is_rate_limited(backend: Backend) {
                 .to_string()
         }
     };
-    let outcome = flood(&scene.server, &scene.ann_query, frames).await;
-    println!("{outcome:?}");
-    assert!(outcome.rate_limited >= 1, "{outcome:?}");
-    assert_eq!(outcome.close_code, Some(1008), "{outcome:?}");
-    agents_still_hear(&mut scene).await;
-    let lines = log_lines(&scene.server) - before;
-    assert!(
-        lines < LOG_LINES_BOUND,
-        "{lines} log lines:\n{}",
-        scene.server.log()
-    );
-    scene.server.assert_no_panics();
+    flood_is_contained(&mut scene, before, frames).await;
 }
