@@ -273,16 +273,7 @@ async fn a_forwarded_address_counts_only_from_a_trusted_proxy(backend: Backend) 
     server.agent("ann@example.com", false).await;
     let attacker = client_from("127.0.0.2");
     for n in 0..5 {
-        let forged = format!("198.51.100.{n}");
-        let (status, _, body) = sign_in_forwarded(
-            &server,
-            &attacker,
-            Some(&forged),
-            "ann@example.com",
-            "wrong!!",
-        )
-        .await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        wrong_password_forwarded(&server, &attacker, &format!("198.51.100.{n}")).await;
     }
     let (status, _, body) = sign_in_forwarded(
         &server,
@@ -304,15 +295,7 @@ async fn a_forwarded_address_counts_only_from_a_trusted_proxy(backend: Backend) 
     proxied.agent("ann@example.com", false).await;
     let proxy = client_from("127.0.0.4");
     for _ in 0..5 {
-        let (status, _, body) = sign_in_forwarded(
-            &proxied,
-            &proxy,
-            Some("6.6.6.6, 203.0.113.7"),
-            "ann@example.com",
-            "wrong!!",
-        )
-        .await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        wrong_password_forwarded(&proxied, &proxy, "6.6.6.6, 203.0.113.7").await;
     }
     let (status, _, body) = sign_in_forwarded(
         &proxied,
@@ -340,6 +323,19 @@ async fn a_forwarded_address_counts_only_from_a_trusted_proxy(backend: Backend) 
         StatusCode::OK,
         "another client behind the same proxy: {body}"
     );
+}
+
+/// One wrong password for ann with `X-Forwarded-For: forwarded`, answered 401.
+async fn wrong_password_forwarded(server: &Server, client: &reqwest::Client, forwarded: &str) {
+    let (status, _, body) = sign_in_forwarded(
+        server,
+        client,
+        Some(forwarded),
+        "ann@example.com",
+        "wrong!!",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }
 
 /// Finding 11: two instances on one PostgreSQL database count the same failures.

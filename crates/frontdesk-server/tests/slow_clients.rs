@@ -82,6 +82,19 @@ fn open_sockets(pid: u32) -> usize {
     })
 }
 
+/// `count()` once it is at most `bound`, or after 5 s: closing takes the server a moment.
+async fn settled(count: impl Fn() -> usize, bound: usize) -> usize {
+    let mut now = count();
+    for _ in 0..50 {
+        if now <= bound {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        now = count();
+    }
+    now
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trickling_clients_are_cut_off_and_others_are_served() {
     let db = TestDb::new(Backend::Sqlite).await;
@@ -159,14 +172,7 @@ async fn trickling_clients_are_cut_off_and_others_are_served() {
         "the per-address limit never applied: {by_status:?}"
     );
     // The sockets are released, not just answered.
-    let mut after = open_fds(server.pid());
-    for _ in 0..50 {
-        if after <= baseline + 10 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        after = open_fds(server.pid());
-    }
+    let after = settled(|| open_fds(server.pid()), baseline + 10).await;
     assert!(
         after <= baseline + 10,
         "the server holds {after} fds after the attack, {baseline} before ({during} during)"
@@ -227,14 +233,7 @@ async fn trickled_chunked_bodies_are_cut_off_too() {
         statuses.contains(&408),
         "no body deadline answered: {endings:?}"
     );
-    let mut after = open_sockets(server.pid());
-    for _ in 0..50 {
-        if after <= baseline + 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        after = open_sockets(server.pid());
-    }
+    let after = settled(|| open_sockets(server.pid()), baseline + 4).await;
     assert!(
         after <= baseline + 4,
         "the server holds {after} sockets after the attack, {baseline} before"
