@@ -338,7 +338,114 @@ async fn blocking<T: Send + 'static>(
 
 #[cfg(test)]
 mod tests {
+    use diesel::sql_types::{Integer, Text};
+    use frontdesk_domain::{CustomerId, MessageDraft, PartnerRegistration, Secret, Sender, Viewer};
+
     use super::*;
+    use crate::Store;
+
+    /// The settings a SQLite connection runs with, as SQLite reports them.
+    #[derive(diesel::QueryableByName, Debug, PartialEq, Eq)]
+    struct Settings {
+        #[diesel(sql_type = Integer)]
+        synchronous: i32,
+        #[diesel(sql_type = Text)]
+        journal_mode: String,
+        #[diesel(sql_type = Integer)]
+        foreign_keys: i32,
+        #[diesel(sql_type = Integer)]
+        busy_timeout: i32,
+    }
+
+    async fn settings(db: &mut DbConn) -> Settings {
+        let DbConn::Sqlite(conn) = db else {
+            panic!("a SQLite connection expected");
+        };
+        let query = diesel::sql_query(
+            "SELECT (SELECT synchronous FROM pragma_synchronous) AS synchronous, \
+                    (SELECT journal_mode FROM pragma_journal_mode) AS journal_mode, \
+                    (SELECT foreign_keys FROM pragma_foreign_keys) AS foreign_keys, \
+                    (SELECT timeout FROM pragma_busy_timeout) AS busy_timeout",
+        );
+        diesel_async::RunQueryDsl::get_result(query, &mut **conn)
+            .await
+            .unwrap_or_else(|e| panic!("pragmas: {e}"))
+    }
+
+    /// docs/architecture.md's power-loss claim rests on `synchronous = FULL` (2) on every
+    /// connection that commits, not only on the first one the pool opens: every connection the
+    /// pool can hold is checked out at once (after the group-commit writer has committed through
+    /// one), as is one of the pools the writer and the server's workers are given.
+    #[tokio::test]
+    async fn every_pooled_sqlite_connection_syncs_fully() {
+        const SIZE: usize = 4;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let url = format!("sqlite://{}", dir.path().join("f.db").display());
+        let mut config = StoreConfig::new(&url);
+        config.max_connections = SIZE;
+        let store = Store::open(&config)
+            .await
+            .unwrap_or_else(|e| panic!("open: {e}"));
+        // A message through the writer first, so its connection is one of those checked.
+        let partner = store
+            .create_partner(
+                &PartnerRegistration {
+                    name: "Acme".into(),
+                    domain: "acme.example.com".into(),
+                },
+                &Secret::presented("fdk_test").hash(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("partner: {e}"));
+        let ann = CustomerId::parse("ann").unwrap_or_else(|e| panic!("{e}"));
+        let conversation = store
+            .create_conversation(partner.id, &ann)
+            .await
+            .unwrap_or_else(|e| panic!("conversation: {e}"));
+        let draft = MessageDraft::new(
+            conversation.id,
+            Sender::Customer(ann),
+            "hello".into(),
+            None,
+            None,
+        )
+        .unwrap_or_else(|e| panic!("draft: {e}"));
+        store
+            .append_message(&Viewer::Partner(partner.id), &draft)
+            .await
+            .unwrap_or_else(|e| panic!("append: {e}"));
+
+        let expected = Settings {
+            synchronous: 2,
+            journal_mode: "wal".into(),
+            foreign_keys: 1,
+            busy_timeout: 2000,
+        };
+        let mut held = Vec::new();
+        for n in 0..SIZE {
+            let mut db = store
+                .pool
+                .get()
+                .await
+                .unwrap_or_else(|e| panic!("get: {e}"));
+            assert_eq!(settings(&mut db).await, expected, "pooled connection {n}");
+            held.push(db);
+        }
+        let Pool::Sqlite(pool, ..) = &store.pool else {
+            panic!("a SQLite pool expected");
+        };
+        // All of them at once: the pool at its full size, each connection a different one.
+        assert_eq!(pool.status().size, SIZE);
+        drop(held);
+        for (what, other) in [
+            ("the writer's", store.pool.dedicated(&url, 1)),
+            ("a worker's", store.pool.dedicated(&url, SIZE)),
+        ] {
+            let other = other.unwrap_or_else(|e| panic!("{what} pool: {e}"));
+            let mut db = other.get().await.unwrap_or_else(|e| panic!("get: {e}"));
+            assert_eq!(settings(&mut db).await, expected, "{what} pool");
+        }
+    }
 
     #[test]
     fn sqlite_urls() {
