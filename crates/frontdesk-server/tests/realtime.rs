@@ -18,6 +18,7 @@ on_both_backends!(
     sigterm_closes_websockets_with_1001,
     a_read_receipt_with_nothing_to_read_marks_nothing,
     a_replay_longer_than_a_page_is_complete,
+    an_agent_hears_nothing_of_a_conversation_another_agent_holds,
 );
 
 async fn the_handshake_needs_credentials_for_the_client_id(backend: Backend) {
@@ -606,4 +607,201 @@ async fn a_replay_longer_than_a_page_is_complete(backend: Backend) {
     );
     assert_eq!(ready["cursor"], replayed[LONG_ABSENCE - 1]["cursor"]);
     ann.expect_quiet().await;
+}
+
+/// The events a connection with `since=0` replays, up to `ready`.
+async fn replay_from_start(server: &Server, agent: &Agent) -> Vec<Value> {
+    let mut client = WsClient::connect(server, &format!("{}&since=0", agent.ws_query()), None)
+        .await
+        .unwrap_or_else(|status| panic!("refused: {status}"));
+    let mut events = Vec::new();
+    loop {
+        let frame = client.next().await;
+        if frame["type"] == "ready" {
+            return events;
+        }
+        events.push(json!({"type": frame["type"], "payload": frame["payload"]}));
+    }
+}
+
+/// `{"type": kind, "payload": payload}`: a frame without its cursor.
+fn event(kind: &str, payload: Value) -> Value {
+    json!({"type": kind, "payload": payload})
+}
+
+/// Who hears what, with two agents: while a conversation waits, every agent hears it; once
+/// agent A takes it, agent B hears that moment and nothing after (no message, typing, read or
+/// status), live or replayed from the start, while A hears all of it.
+async fn an_agent_hears_nothing_of_a_conversation_another_agent_holds(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = Server::start(&db).await;
+    let partner = server.register("Acme").await;
+    let a = server.agent("a@example.com", false).await;
+    let b = server.agent("b@example.com", false).await;
+    let mut on_a = WsClient::agent(&server, &a).await;
+    let mut on_b = WsClient::agent(&server, &b).await;
+    let token = server.session(&partner, "ann").await;
+    let conversation = server.conversation(&partner, "ann").await;
+    let mut ann = WsClient::customer(&server, "ann", &token).await;
+    let mut heard: Vec<Value> = Vec::new();
+
+    // Waiting: both agents hear the conversation, its message, its typing and a receipt.
+    let waiting = event(
+        "status",
+        json!({"conversationId": conversation, "status": "waiting", "agentId": null}),
+    );
+    let hello = server.say(&partner, conversation, "ann", "hello").await;
+    ann.send(
+        &json!({"type": "typing", "payload": {"conversationId": conversation, "isTyping": true}}),
+    )
+    .await;
+    server.mark_read(&b, conversation, &hello["id"]).await;
+    let typing = |is_typing: bool, is_agent: bool| {
+        event(
+            "typing",
+            json!({"conversationId": conversation, "isTyping": is_typing, "isAgent": is_agent}),
+        )
+    };
+    let read = |message: &Value, is_agent: bool| {
+        event(
+            "read",
+            json!({"conversationId": conversation, "messageId": message["id"], "isAgent": is_agent}),
+        )
+    };
+    let while_waiting = [
+        waiting.clone(),
+        event("message", hello.clone()),
+        typing(true, false),
+        read(&hello, true),
+    ];
+    for client in [&mut on_a, &mut on_b] {
+        for expected in &while_waiting {
+            let frame = client.next().await;
+            assert_eq!(
+                event(
+                    frame["type"].as_str().unwrap_or_default(),
+                    frame["payload"].clone()
+                ),
+                *expected
+            );
+        }
+    }
+    heard.extend(
+        while_waiting
+            .iter()
+            .filter(|e| e["type"] != "typing")
+            .cloned(),
+    );
+
+    // A takes it: B hears that moment, as the queue changes.
+    server.assign(&a, conversation).await;
+    let taken = event(
+        "status",
+        json!({"conversationId": conversation, "status": "active", "agentId": a.id}),
+    );
+    for client in [&mut on_a, &mut on_b] {
+        let frame = client.expect("status").await;
+        assert_eq!(event("status", frame["payload"].clone()), taken);
+    }
+    heard.push(taken.clone());
+
+    // Everything after goes to A (and the customer) only.
+    let more = server
+        .say(&partner, conversation, "ann", "still there?")
+        .await;
+    ann.send(
+        &json!({"type": "typing", "payload": {"conversationId": conversation, "isTyping": false}}),
+    )
+    .await;
+    on_a.send(
+        &json!({"type": "typing", "payload": {"conversationId": conversation, "isTyping": true}}),
+    )
+    .await;
+    assert_eq!(ann.until("typing").await["payload"]["isAgent"], true);
+    let answer = server.agent_reply(&a, conversation, "yes").await;
+    ann.until("message").await;
+    ann.send(&json!({"type": "read", "payload": {"conversationId": conversation, "messageId": answer["id"]}}))
+        .await;
+    let customer_read = read(&answer, false);
+    let frame = on_a.next().await;
+    assert_eq!(frame["type"], "message", "{frame}");
+    let held = [
+        event("message", more.clone()),
+        typing(false, false),
+        event("message", answer.clone()),
+        customer_read.clone(),
+    ];
+    let mut frames = vec![event("message", frame["payload"].clone())];
+    for _ in 1..held.len() {
+        let frame = on_a.next().await;
+        frames.push(event(
+            frame["type"].as_str().unwrap_or_default(),
+            frame["payload"].clone(),
+        ));
+    }
+    assert_eq!(
+        frames, held,
+        "A hears everything of its conversation, in order"
+    );
+    // B may not mark it read either: refused, and nothing is marked (A's receipt still is).
+    let (status, body) = server
+        .call(
+            Method::POST,
+            &format!("/api/agent/conversations/{conversation}/read"),
+            Some(&b.token),
+            Some(&json!({"messageId": more["id"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(error_code(&body), "assigned_elsewhere");
+    assert_eq!(
+        server.mark_read(&a, conversation, &more["id"]).await["lastMarked"],
+        more["id"]
+    );
+    let agent_read = read(&more, true);
+    assert_eq!(
+        event("read", on_a.expect("read").await["payload"].clone()),
+        agent_read
+    );
+    server.close(&a, conversation).await;
+    let closed = event(
+        "status",
+        json!({"conversationId": conversation, "status": "closed", "agentId": a.id}),
+    );
+    assert_eq!(
+        event("status", on_a.expect("status").await["payload"].clone()),
+        closed
+    );
+    heard.extend([
+        event("message", more.clone()),
+        event("message", answer.clone()),
+        customer_read,
+        agent_read,
+        closed,
+    ]);
+
+    // B is still connected and still hears the queue: a new conversation is the very next
+    // thing it gets, and then nothing.
+    let other = server.conversation(&partner, "bob").await;
+    let queued = event(
+        "status",
+        json!({"conversationId": other, "status": "waiting", "agentId": null}),
+    );
+    for client in [&mut on_a, &mut on_b] {
+        let frame = client.expect("status").await;
+        assert_eq!(event("status", frame["payload"].clone()), queued);
+        client.expect_quiet().await;
+    }
+    heard.push(queued.clone());
+
+    // Replayed from the start: A gets every logged event, B the queue's only.
+    assert_eq!(replay_from_start(&server, &a).await, heard);
+    let mut queue_only = while_waiting
+        .iter()
+        .filter(|e| e["type"] != "typing")
+        .cloned()
+        .collect::<Vec<_>>();
+    queue_only.extend([taken, queued]);
+    assert_eq!(replay_from_start(&server, &b).await, queue_only);
+    server.assert_no_panics();
 }
