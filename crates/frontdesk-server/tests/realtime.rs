@@ -624,6 +624,15 @@ async fn replay_from_start(server: &Server, agent: &Agent) -> Vec<Value> {
     }
 }
 
+/// The next frame `client` gets is `expected` (type and payload).
+async fn hears(client: &mut WsClient, expected: &Value) {
+    let frame = client.next().await;
+    assert_eq!(
+        json!({"type": frame["type"], "payload": frame["payload"]}),
+        *expected
+    );
+}
+
 /// `{"type": kind, "payload": payload}`: a frame without its cursor.
 fn event(kind: &str, payload: Value) -> Value {
     json!({"type": kind, "payload": payload})
@@ -645,17 +654,9 @@ async fn an_agent_hears_nothing_of_a_conversation_another_agent_holds(backend: B
     let mut ann = WsClient::customer(&server, "ann", &token).await;
     let mut heard: Vec<Value> = Vec::new();
 
-    // Waiting: both agents hear the conversation, its message, its typing and a receipt.
-    let waiting = event(
-        "status",
-        json!({"conversationId": conversation, "status": "waiting", "agentId": null}),
-    );
-    let hello = server.say(&partner, conversation, "ann", "hello").await;
-    ann.send(
-        &json!({"type": "typing", "payload": {"conversationId": conversation, "isTyping": true}}),
-    )
-    .await;
-    server.mark_read(&b, conversation, &hello["id"]).await;
+    // Waiting: both agents hear the conversation, its message, its typing and a receipt. Each
+    // step is heard before the next: typing does not travel with the log, so it has no order
+    // relative to logged events.
     let typing = |is_typing: bool, is_agent: bool| {
         event(
             "typing",
@@ -668,30 +669,31 @@ async fn an_agent_hears_nothing_of_a_conversation_another_agent_holds(backend: B
             json!({"conversationId": conversation, "messageId": message["id"], "isAgent": is_agent}),
         )
     };
-    let while_waiting = [
+    let waiting = event(
+        "status",
+        json!({"conversationId": conversation, "status": "waiting", "agentId": null}),
+    );
+    let hello = server.say(&partner, conversation, "ann", "hello").await;
+    for client in [&mut on_a, &mut on_b] {
+        hears(client, &waiting).await;
+        hears(client, &event("message", hello.clone())).await;
+    }
+    ann.send(
+        &json!({"type": "typing", "payload": {"conversationId": conversation, "isTyping": true}}),
+    )
+    .await;
+    for client in [&mut on_a, &mut on_b] {
+        hears(client, &typing(true, false)).await;
+    }
+    server.mark_read(&b, conversation, &hello["id"]).await;
+    for client in [&mut on_a, &mut on_b] {
+        hears(client, &read(&hello, true)).await;
+    }
+    heard.extend([
         waiting.clone(),
         event("message", hello.clone()),
-        typing(true, false),
         read(&hello, true),
-    ];
-    for client in [&mut on_a, &mut on_b] {
-        for expected in &while_waiting {
-            let frame = client.next().await;
-            assert_eq!(
-                event(
-                    frame["type"].as_str().unwrap_or_default(),
-                    frame["payload"].clone()
-                ),
-                *expected
-            );
-        }
-    }
-    heard.extend(
-        while_waiting
-            .iter()
-            .filter(|e| e["type"] != "typing")
-            .cloned(),
-    );
+    ]);
 
     // A takes it: B hears that moment, as the queue changes.
     server.assign(&a, conversation).await;
@@ -700,8 +702,7 @@ async fn an_agent_hears_nothing_of_a_conversation_another_agent_holds(backend: B
         json!({"conversationId": conversation, "status": "active", "agentId": a.id}),
     );
     for client in [&mut on_a, &mut on_b] {
-        let frame = client.expect("status").await;
-        assert_eq!(event("status", frame["payload"].clone()), taken);
+        hears(client, &taken).await;
     }
     heard.push(taken.clone());
 
@@ -709,40 +710,24 @@ async fn an_agent_hears_nothing_of_a_conversation_another_agent_holds(backend: B
     let more = server
         .say(&partner, conversation, "ann", "still there?")
         .await;
+    hears(&mut on_a, &event("message", more.clone())).await;
     ann.send(
         &json!({"type": "typing", "payload": {"conversationId": conversation, "isTyping": false}}),
     )
     .await;
+    hears(&mut on_a, &typing(false, false)).await;
     on_a.send(
         &json!({"type": "typing", "payload": {"conversationId": conversation, "isTyping": true}}),
     )
     .await;
     assert_eq!(ann.until("typing").await["payload"]["isAgent"], true);
     let answer = server.agent_reply(&a, conversation, "yes").await;
+    hears(&mut on_a, &event("message", answer.clone())).await;
     ann.until("message").await;
     ann.send(&json!({"type": "read", "payload": {"conversationId": conversation, "messageId": answer["id"]}}))
         .await;
     let customer_read = read(&answer, false);
-    let frame = on_a.next().await;
-    assert_eq!(frame["type"], "message", "{frame}");
-    let held = [
-        event("message", more.clone()),
-        typing(false, false),
-        event("message", answer.clone()),
-        customer_read.clone(),
-    ];
-    let mut frames = vec![event("message", frame["payload"].clone())];
-    for _ in 1..held.len() {
-        let frame = on_a.next().await;
-        frames.push(event(
-            frame["type"].as_str().unwrap_or_default(),
-            frame["payload"].clone(),
-        ));
-    }
-    assert_eq!(
-        frames, held,
-        "A hears everything of its conversation, in order"
-    );
+    hears(&mut on_a, &customer_read).await;
     // B may not mark it read either: refused, and nothing is marked (A's receipt still is).
     let (status, body) = server
         .call(
@@ -796,12 +781,13 @@ async fn an_agent_hears_nothing_of_a_conversation_another_agent_holds(backend: B
 
     // Replayed from the start: A gets every logged event, B the queue's only.
     assert_eq!(replay_from_start(&server, &a).await, heard);
-    let mut queue_only = while_waiting
-        .iter()
-        .filter(|e| e["type"] != "typing")
-        .cloned()
-        .collect::<Vec<_>>();
-    queue_only.extend([taken, queued]);
+    let queue_only = [
+        waiting,
+        event("message", hello.clone()),
+        read(&hello, true),
+        taken,
+        queued,
+    ];
     assert_eq!(replay_from_start(&server, &b).await, queue_only);
     server.assert_no_panics();
 }
