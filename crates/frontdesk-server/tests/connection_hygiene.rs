@@ -2,17 +2,38 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde_json::json;
-use support::{Backend, Ended, Server, TestDb, WsClient};
+use serde_json::{json, Value};
+use support::raw_ws::{self, OP_CLOSE};
+use support::{Backend, Partner, Server, TestDb, WsClient};
+use tokio::io::AsyncWriteExt;
 
 on_both_backends!(
     a_client_that_stops_reading_is_disconnected,
     silent_clients_are_dropped
 );
 
+/// At most this many messages: the stuck client is cut off long before (its queue holds 128).
 const FLOOD: usize = 2_000;
+/// Messages posted after the cut, so the reconnect has something it never saw live.
+const AFTER_CUT: usize = 10;
+
+/// Posts `count` messages numbered from `first` to ann's conversation, 25 at a time.
+async fn post_batch(server: &Server, partner: &Partner, conversation: i64, first: usize) {
+    let padding = "x".repeat(9_000);
+    let posts = (first..first + 25).map(|n| {
+        let body = json!({"conversationId": conversation, "senderId": "ann",
+            "content": format!("{n:04} {padding}")});
+        async move { server.post_message(&partner.key, &body).await }
+    });
+    futures_util::future::join_all(posts).await;
+}
+
+/// The ids of messages, for assertions that print readably.
+fn ids(messages: &[Value]) -> Vec<i64> {
+    messages.iter().filter_map(|m| m["id"].as_i64()).collect()
+}
 
 async fn a_client_that_stops_reading_is_disconnected(backend: Backend) {
     let db = TestDb::new(backend).await;
@@ -24,67 +45,154 @@ async fn a_client_that_stops_reading_is_disconnected(backend: Backend) {
     let mut stuck = WsClient::connect_small_buffer(&server, query, Some(&partner.key)).await;
     let mut reader = WsClient::ready(&server, query, Some(&partner.key)).await;
     let reading = tokio::spawn(async move {
-        let mut contents = Vec::new();
-        while contents.len() < FLOOD {
+        let mut payloads = Vec::new();
+        loop {
             let frame = reader.expect("message").await;
-            contents.push(
-                frame["payload"]["content"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-            );
+            let last = frame["payload"]["content"] == "the end";
+            payloads.push(frame["payload"].clone());
+            if last {
+                break;
+            }
         }
         reader.expect_quiet().await;
-        contents
+        payloads
     });
 
-    // About 18 MB of messages: far more than the stuck client's queue and socket buffers hold.
-    let padding = "x".repeat(9_000);
-    let mut sent = Vec::new();
-    for batch in 0..FLOOD / 25 {
-        let posts = (0..25).map(|n| {
-            let content = format!("{:04} {padding}", batch * 25 + n);
-            let server = &server;
-            let key = partner.key.clone();
-            async move {
-                let body =
-                    json!({"conversationId": conversation, "senderId": "ann", "content": content});
-                let message = server.post_message(&key, &body).await;
-                message["id"].as_i64().unwrap_or_default()
+    // Messages of 9 KB until the server cuts the stuck client off: far more than its queue
+    // and socket buffers hold. The moment the log says so, the stuck client reads again, and
+    // must find a prefix of the history and then the close frame (the server waits 1 s for
+    // a peer to take its close frame before it resets the connection instead).
+    let cut = std::sync::atomic::AtomicBool::new(false);
+    let flood = async {
+        let mut posted = 0;
+        while posted < FLOOD && !cut.load(std::sync::atomic::Ordering::Acquire) {
+            post_batch(&server, &partner, conversation, posted).await;
+            posted += 25;
+        }
+        posted
+    };
+    let stuck_side = async {
+        let began = Instant::now();
+        while !server.log().contains("disconnecting slow client") {
+            assert!(
+                began.elapsed() < Duration::from_secs(120),
+                "the stuck client was never cut off:\n{}",
+                server.log()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        cut.store(true, std::sync::atomic::Ordering::Release);
+        let mut frames: Vec<Value> = Vec::new();
+        let close = loop {
+            match stuck.frame_or_close(support::ws::PATIENCE).await {
+                Ok(frame) => frames.push(frame),
+                Err(close) => break close,
             }
-        });
-        sent.extend(futures_util::future::join_all(posts).await);
+        };
+        (frames, close)
+    };
+    let (posted, (frames, close)) = tokio::join!(flood, stuck_side);
+    assert!(
+        posted < FLOOD,
+        "the stuck client held out through {posted} messages"
+    );
+    assert_eq!(
+        close,
+        Some((1008, "too slow: reconnect with since".to_owned())),
+        "the stuck client's end"
+    );
+    for n in 0..AFTER_CUT {
+        server
+            .say(&partner, conversation, "ann", &format!("after the cut {n}"))
+            .await;
     }
+    server.say(&partner, conversation, "ann", "the end").await;
 
     // The reader got everything, in id order.
-    let contents = reading.await.unwrap_or_else(|e| panic!("reader: {e}"));
     let history = server.history(&partner, conversation).await;
-    let stored: Vec<String> = history
-        .iter()
-        .map(|m| m["content"].as_str().unwrap_or_default().to_owned())
-        .collect();
-    assert_eq!(contents, stored);
+    assert_eq!(history.len(), posted + AFTER_CUT + 1);
+    let payloads = reading.await.unwrap_or_else(|e| panic!("reader: {e}"));
+    assert_eq!(ids(&payloads), ids(&history));
+    assert!(
+        payloads == history,
+        "the reader's messages differ from the history"
+    );
 
-    // The stuck one was cut off part way: it holds less than everything, then the end.
-    let mut received = 0;
-    loop {
-        match stuck.next_within(Duration::from_secs(5)).await {
-            Some(frame) if frame["type"] == "message" => received += 1,
-            Some(_) => {}
-            None => break,
+    // The stuck one got `ready`, then the history from its start without a gap, then the cut.
+    assert_eq!(
+        frames.first().map(|f| f["type"].clone()),
+        Some(json!("ready"))
+    );
+    let got: Vec<Value> = frames[1..].iter().map(|f| f["payload"].clone()).collect();
+    assert!(
+        frames[1..].iter().all(|f| f["type"] == "message"),
+        "{frames:?}"
+    );
+    eprintln!(
+        "the stuck client got {} of {posted} messages before the cut",
+        got.len()
+    );
+    assert!(
+        got.len() < posted,
+        "cut off after all {} messages",
+        got.len()
+    );
+    assert_eq!(
+        ids(&got),
+        ids(&history[..got.len()]),
+        "not a gap-free prefix of the history"
+    );
+    assert!(
+        got[..] == history[..got.len()],
+        "the stuck client's messages differ"
+    );
+
+    // Reconnecting with its last cursor delivers the rest, each once, in order, then `ready`.
+    let cursor = stuck.cursor;
+    let mut again = WsClient::connect(
+        &server,
+        &format!("{query}&since={cursor}"),
+        Some(&partner.key),
+    )
+    .await
+    .unwrap_or_else(|status| panic!("reconnect refused: {status}"));
+    again.cursor = cursor;
+    let mut replayed: Vec<Value> = Vec::new();
+    let mut last = None;
+    let ready = loop {
+        let frame = again.next().await;
+        if frame["type"] == "ready" {
+            break frame;
         }
-    }
-    assert!(
-        received < FLOOD,
-        "the stuck client received all {received} frames"
+        assert_eq!(frame["type"], "message", "{frame}");
+        last = frame["cursor"].as_i64();
+        replayed.push(frame["payload"].clone());
+    };
+    assert_eq!(
+        ids(&replayed),
+        ids(&history[got.len()..]),
+        "the rest, exactly once"
     );
     assert!(
-        server.log().contains("disconnecting slow client"),
-        "{}",
-        server.log()
+        replayed[..] == history[got.len()..],
+        "replayed messages differ"
     );
+    assert_eq!(
+        ready["cursor"].as_i64(),
+        last,
+        "ready says where the replay ended"
+    );
+    again.expect_quiet().await;
     server.assert_no_panics();
 }
+
+/// The silent client's settings: a ping every 0.2 s, dropped after 1 s without a frame. It
+/// must be gone within twice the timeout and the ping interval after its last frame, plus
+/// slack for a loaded machine.
+const PING: Duration = Duration::from_millis(200);
+const TIMEOUT: Duration = Duration::from_secs(1);
+const OP_PING: u8 = 0x9;
+const OP_PONG: u8 = 0xA;
 
 async fn silent_clients_are_dropped(backend: Backend) {
     let db = TestDb::new(backend).await;
@@ -97,25 +205,66 @@ async fn silent_clients_are_dropped(backend: Backend) {
     )
     .await;
     let partner = server.register("Acme").await;
-    let mut silent = WsClient::ready(&server, "clientId=ann", Some(&partner.key)).await;
+    // A hand-made client, so that nothing answers the server's pings but this test.
+    let (mut silent, mut silent_tx) =
+        raw_ws::upgrade(&server, "clientId=ann", Some(&partner.key)).await;
     let mut alive = WsClient::ready(&server, "clientId=bob", Some(&partner.key)).await;
 
-    // `alive` keeps reading, so its client answers the server's pings; `silent` does not.
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(2500);
-    while tokio::time::Instant::now() < deadline {
-        let _ = alive.next_within(Duration::from_millis(100)).await;
+    // For twice the timeout it answers every ping: answering keeps it connected.
+    let answering = Instant::now();
+    let mut pings = 0;
+    let mut last_pong = Instant::now();
+    while answering.elapsed() < 2 * TIMEOUT {
+        let frame = tokio::select! {
+            frame = silent.next_within(TIMEOUT) => frame
+                .unwrap_or_else(|| panic!("no ping within {TIMEOUT:?}, or dropped while answering")),
+            // `alive` answers pings as it reads.
+            _ = alive.next_within(Duration::from_millis(100)) => continue,
+        };
+        assert_ne!(
+            frame.opcode, OP_CLOSE,
+            "closed while answering pings: {frame:?}"
+        );
+        if frame.opcode == OP_PING {
+            pings += 1;
+            silent_tx
+                .write_all(&raw_ws::frame(true, OP_PONG, &frame.payload))
+                .await
+                .unwrap_or_else(|e| panic!("pong: {e}"));
+            last_pong = Instant::now();
+        }
     }
+    assert!(
+        pings >= 2,
+        "the server pinged {pings} times in {:?}",
+        2 * TIMEOUT
+    );
+
+    // Then it stops answering, and is closed with 1001 in time, while `alive` stays.
+    let gone_within = 2 * (TIMEOUT + PING) + Duration::from_secs(3);
+    let close = loop {
+        let left = gone_within.saturating_sub(last_pong.elapsed());
+        tokio::select! {
+            frame = silent.next_within(left) => {
+                let frame = frame.unwrap_or_else(|| {
+                    panic!("not closed {gone_within:?} after its last pong, or dropped without a close frame")
+                });
+                if frame.opcode == OP_CLOSE {
+                    break frame;
+                }
+            }
+            _ = alive.next_within(Duration::from_millis(100)) => {}
+        }
+    };
+    let after = last_pong.elapsed();
+    let (code, reason) = (
+        close.close_code(),
+        close.payload.get(2..).map(String::from_utf8_lossy),
+    );
+    assert_eq!(code, Some(1001), "the silent client's close code");
+    assert_eq!(reason.as_deref(), Some("no heartbeat"));
+    assert!(after <= gone_within, "closed {after:?} after its last pong");
     alive.expect_quiet().await;
-    // Its pending pong replies may hit the closed socket before the close frame is read.
-    let ended = silent.ended().await;
-    assert!(
-        matches!(ended, Ended::Closed(Some(1001)) | Ended::Dropped),
-        "{ended:?}"
-    );
-    assert!(
-        server.log().contains("dropping connection client=ann"),
-        "{}",
-        server.log()
-    );
     assert!(!server.log().contains("dropping connection client=bob"));
+    server.assert_no_panics();
 }

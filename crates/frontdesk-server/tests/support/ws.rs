@@ -216,3 +216,30 @@ impl WsClient {
             .await;
     }
 }
+
+impl WsClient {
+    /// The next JSON frame, or `Err` with the close code and reason once the connection ends
+    /// (`None`: it ended without a close frame). Panics if `wait` passes first.
+    pub async fn frame_or_close(&mut self, wait: Duration) -> Result<Value, Option<(u16, String)>> {
+        loop {
+            let message = tokio::time::timeout(wait, self.stream.next())
+                .await
+                .unwrap_or_else(|_| panic!("neither a frame nor the end within {wait:?}"));
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    let frame: Value = serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("non-JSON frame {text}: {e}"));
+                    if let Some(cursor) = frame["cursor"].as_i64() {
+                        self.cursor = cursor;
+                    }
+                    return Ok(frame);
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(frame.map(|f| (u16::from(f.code), f.reason.to_string())))
+                }
+                None | Some(Err(_)) => return Err(None),
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+}
