@@ -894,9 +894,14 @@ impl Page {
             .await;
     }
 
+    /// Waits until `selector` matches an element that is on the page but not shown. A selector
+    /// that matches nothing fails: a typo or a removed element must not pass as "hidden". (To
+    /// wait for something to be gone, use `wait_count(selector, 0)`.)
     async fn wait_hidden(&self, selector: &str) {
-        self.wait_until(selector, "", "be hidden", |seen| seen["visible"] != true)
-            .await;
+        self.wait_until(selector, "", "exist and be hidden", |seen| {
+            seen["exists"] == true && seen["visible"] == false
+        })
+        .await;
     }
 
     async fn wait_count(&self, selector: &str, expected: usize) {
