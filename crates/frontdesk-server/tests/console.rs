@@ -516,6 +516,192 @@ async fn an_agent_handles_a_conversation_in_the_browser() {
     server.assert_no_panics();
 }
 
+const HTML_CONTENT: &str = "<img src=x onerror=\"window.__injected = 1\"><b>bold</b>";
+const REFUSED: &str = "I'll look into it right away.";
+
+/// What the agent sees when things happen around it: messages in history order (live, after a
+/// reload, after a server restart), HTML shown as text, the "Reconnecting…" badge while the
+/// server is gone, the banner when another agent takes the open conversation, and a reply the
+/// server refused shown as not sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_what_happens_around_the_agent() {
+    let Some(browser) = Browser::locate() else {
+        return;
+    };
+    let db = TestDb::new(Backend::Sqlite).await;
+    let server = Server::start(&db).await;
+    let partner = server.register("Acme Shop").await;
+    let _ada = server.agent("ada@example.com", false).await;
+    // An admin: the only kind of agent that may close a conversation another agent holds.
+    let bea = server.agent("bea@example.com", true).await;
+    server
+        .patch_customer(&partner, CUSTOMER, &json!({"name": CUSTOMER_NAME}))
+        .await;
+    let conversation = server.conversation(&partner, CUSTOMER).await;
+    server.say(&partner, conversation, CUSTOMER, FIRST).await;
+    server
+        .say(&partner, conversation, CUSTOMER, FOLLOW_UP)
+        .await;
+
+    let relay = Relay::start(&server);
+    let driver = ChromeDriver::start(&browser).await;
+    let page = Page::open(&driver, &browser).await;
+    let console = format!("http://{}/console/", relay.addr);
+    page.goto(&console).await;
+    page.type_into("#signin-email", "ada@example.com").await;
+    page.type_into("#signin-password", PASSWORD).await;
+    page.click("#signin-submit").await;
+    page.wait_text("#connection-text", "Live").await;
+
+    // History from before the page opened, in order.
+    let item = format!("#queue-list .conv[data-id='{conversation}']");
+    page.click(&item).await;
+    page.wait_messages_in_order(&server.history(&partner, conversation).await, 2)
+        .await;
+
+    // Live while the page is open: the customer, the agent's own reply, the customer again.
+    page.click("#take").await;
+    page.wait_visible("#composer-input").await;
+    server.say(&partner, conversation, CUSTOMER, MISSED).await;
+    page.type_into("#composer-input", REPLY).await;
+    page.type_into("#composer-input", &Key::Enter).await;
+    page.wait_count("#messages li.own[data-id]", 1).await;
+    page.wait_count("#messages li.pending", 0).await;
+    let html = server
+        .say(&partner, conversation, CUSTOMER, HTML_CONTENT)
+        .await;
+    let history = server.history(&partner, conversation).await;
+    page.wait_messages_in_order(&history, 5).await;
+
+    // HTML in a message is text: shown literally, no element made of it, nothing run. (The CSP
+    // would block the inline handler anyway; the element count is what catches markup.)
+    let html_node = format!("#messages li[data-id='{}'] .content", id_of(&html));
+    page.wait_text(&html_node, HTML_CONTENT).await;
+    page.wait_count(&format!("{html_node} *"), 0).await;
+    let mine = format!("#mine-list .conv[data-id='{conversation}']");
+    page.wait_text(&format!("{mine} .conv-preview"), HTML_CONTENT)
+        .await;
+    let injected = page
+        .run(
+            "return [document.querySelectorAll('img, b').length, window.__injected === undefined];",
+        )
+        .await;
+    assert_eq!(
+        injected,
+        json!([0, true]),
+        "[elements made of the message, no script ran]"
+    );
+
+    // After a reload: signed in still, the same messages in the same order.
+    page.run("window.__noReload = true; return null;").await;
+    page.goto(&console).await;
+    assert_eq!(
+        page.run("return window.__noReload || null;").await,
+        Value::Null
+    );
+    page.wait_text("#connection-text", "Live").await;
+    page.click(&mine).await;
+    page.wait_messages_in_order(&history, 5).await;
+
+    // The server goes away: the agent reads "Reconnecting…" until it is back, then "Live",
+    // and what arrives next shows in order.
+    server.kill();
+    page.wait_text("#connection-text", "Reconnecting…").await;
+    let server = Server::start(&db).await;
+    relay.point_at(&server);
+    // The console retries with backoff (up to 15 s apart): a longer wait.
+    page.wait_until_within(
+        Duration::from_secs(30),
+        "#connection-text",
+        "",
+        "show \"Live\" again",
+        |seen| seen["visible"] == true && seen["text"] == "Live",
+    )
+    .await;
+    let body = page.run("return document.body.innerText;").await;
+    assert!(
+        !body.as_str().unwrap_or_default().contains("Reconnecting"),
+        "\"Reconnecting\" is still on screen once live again:\n{body}"
+    );
+    server.say(&partner, conversation, CUSTOMER, ONE_MORE).await;
+    let history = server.history(&partner, conversation).await;
+    page.wait_messages_in_order(&history, 6).await;
+
+    // Another agent takes the waiting conversation Ada has open: she is told, and cannot act.
+    let other = server.conversation(&partner, OTHER_CUSTOMER).await;
+    server
+        .say(&partner, other, OTHER_CUSTOMER, OTHER_FIRST)
+        .await;
+    let other_item = format!("#queue-list .conv[data-id='{other}']");
+    page.click(&other_item).await;
+    page.wait_text("#chat-banner", "Take the conversation to reply.")
+        .await;
+    page.wait_visible("#take").await;
+    server.assign(&bea, other).await;
+    page.wait_text(
+        "#chat-banner",
+        "Another agent is handling this conversation.",
+    )
+    .await;
+    page.wait_text("#chat-subtitle .status-pill", "With another agent")
+        .await;
+    page.wait_script(
+        "the toast saying another agent took it",
+        "return Array.from(document.querySelectorAll('#toasts .toast span'))\
+             .some((node) => node.checkVisibility() && node.textContent === arguments[0]);",
+        json!("Another agent took this conversation."),
+        json!(true),
+    )
+    .await;
+    page.wait_hidden("#take").await;
+    page.wait_hidden("#composer").await;
+    page.wait_count(&other_item, 0).await;
+    page.wait_visible("#queue-empty").await;
+
+    // A reply written offline into a conversation that gets closed meanwhile: refused, and
+    // shown so, never as sent.
+    page.click(&mine).await;
+    page.wait_visible("#composer-input").await;
+    relay.cut();
+    page.wait_text("#connection-text", "Reconnecting…").await;
+    page.type_into("#composer-input", REFUSED).await;
+    page.type_into("#composer-input", &Key::Enter).await;
+    page.wait_text("#messages li.pending .tick", "Waiting for connection…")
+        .await;
+    server.close(&bea, conversation).await;
+    relay.restore();
+    page.wait_until_within(
+        Duration::from_secs(30),
+        "#connection-text",
+        "",
+        "show \"Live\" again",
+        |seen| seen["visible"] == true && seen["text"] == "Live",
+    )
+    .await;
+    page.wait_text("#chat-banner", "This conversation is closed.")
+        .await;
+    page.wait_text("#messages li.pending.failed .content", REFUSED)
+        .await;
+    page.wait_text(
+        "#messages li.pending.failed .send-error",
+        "Not sent: conversation is closed",
+    )
+    .await;
+    page.wait_visible("#messages li.pending.failed .retry")
+        .await;
+    page.wait_count("#messages li.pending.failed .tick", 0)
+        .await;
+    page.wait_count("#messages li.own[data-id]", 1).await;
+    let history = server.history(&partner, conversation).await;
+    assert!(
+        history.iter().all(|m| m["content"] != REFUSED) && history.len() == 6,
+        "the refused reply was stored: {history:?}"
+    );
+
+    page.quit().await;
+    server.assert_no_panics();
+}
+
 /// "Waiting 12s", "Waiting 3m", "Waiting 1h 5m".
 fn is_waiting_time(text: &str) -> bool {
     let Some(rest) = text.strip_prefix("Waiting ") else {
@@ -617,10 +803,11 @@ struct Relay {
     state: Arc<Mutex<RelayState>>,
 }
 
-#[derive(Default)]
 struct RelayState {
     down: bool,
     open: Vec<TcpStream>,
+    /// The server behind the relay; `point_at` moves it to a restarted one.
+    upstream: SocketAddr,
 }
 
 impl Relay {
@@ -634,7 +821,11 @@ impl Relay {
         let addr = listener
             .local_addr()
             .unwrap_or_else(|e| panic!("relay: {e}"));
-        let state = Arc::new(Mutex::new(RelayState::default()));
+        let state = Arc::new(Mutex::new(RelayState {
+            down: false,
+            open: Vec::new(),
+            upstream,
+        }));
         let shared = Arc::clone(&state);
         // Blocking threads keep this free of extra dependencies; the test process ends them.
         std::thread::spawn(move || {
@@ -644,7 +835,7 @@ impl Relay {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 }
-                let Ok(server) = TcpStream::connect(upstream) else {
+                let Ok(server) = TcpStream::connect(guard.upstream) else {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 };
@@ -669,6 +860,14 @@ impl Relay {
         for stream in state.open.drain(..) {
             let _ = stream.shutdown(Shutdown::Both);
         }
+    }
+
+    /// New connections go to `server` (a restarted one, on another port).
+    fn point_at(&self, server: &Server) {
+        let Ok(mut state) = self.state.lock() else {
+            panic!("relay state poisoned")
+        };
+        state.upstream = server.addr();
     }
 
     fn restore(&self) {
@@ -901,6 +1100,24 @@ impl Page {
         self.wait_until(selector, "", "exist and be hidden", |seen| {
             seen["exists"] == true && seen["visible"] == false
         })
+        .await;
+    }
+
+    /// Waits until the chat lists exactly `history` (`expected` messages), top to bottom:
+    /// ids and contents, nothing pending, nothing else.
+    async fn wait_messages_in_order(&self, history: &[Value], expected: usize) {
+        assert_eq!(history.len(), expected, "the history: {history:?}");
+        let shown: Vec<Value> = history
+            .iter()
+            .map(|m| json!([id_of(m).to_string(), m["content"]]))
+            .collect();
+        self.wait_script(
+            "the messages in history order",
+            "return Array.from(document.querySelectorAll(arguments[0])).map((li) => \
+                 [li.dataset.id || null, li.querySelector('.content')?.textContent ?? null]);",
+            json!("#messages > li"),
+            Value::Array(shown),
+        )
         .await;
     }
 
