@@ -286,6 +286,7 @@ async fn an_agent_handles_a_conversation_in_the_browser() {
     relay.cut();
     page.wait_attr("#connection", "data-state", "reconnecting")
         .await;
+    page.wait_text("#connection-text", "Reconnecting…").await;
     customer
         .send(&json!({"type": "message", "payload": {
             "conversationId": conversation, "content": MISSED, "clientMessageId": "ann-3"
@@ -313,6 +314,7 @@ async fn an_agent_handles_a_conversation_in_the_browser() {
         |seen| seen["attr"] == "live",
     )
     .await;
+    page.wait_text("#connection-text", "Live").await;
     page.wait_text(
         &format!("#messages li[data-id='{missed_id}'] .content"),
         MISSED,
