@@ -1165,10 +1165,12 @@ impl Page {
             .to_owned()
     }
 
+    /// A form field's value; a selector that matches no field fails rather than reading "".
     async fn value(&self, selector: &str) -> String {
-        self.probe(selector, "").await["value"]
+        let seen = self.probe(selector, "").await;
+        seen["value"]
             .as_str()
-            .unwrap_or_default()
+            .unwrap_or_else(|| panic!("{selector} is not a field on the page: {seen}"))
             .to_owned()
     }
 
