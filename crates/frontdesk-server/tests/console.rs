@@ -519,6 +519,7 @@ async fn an_agent_handles_a_conversation_in_the_browser() {
 }
 
 const HTML_CONTENT: &str = "<img src=x onerror=\"window.__injected = 1\"><b>bold</b>";
+const HTML_NAME: &str = "<i>Bob</i> Martin";
 const REFUSED: &str = "I'll look into it right away.";
 
 /// What the agent sees when things happen around it: messages in history order (live, after a
@@ -630,12 +631,20 @@ async fn the_console_shows_what_happens_around_the_agent() {
     page.wait_messages_in_order(&history, 6).await;
 
     // Another agent takes the waiting conversation Ada has open: she is told, and cannot act.
+    // The customer's name, which the partner chose, is HTML too: shown as text.
+    server
+        .patch_customer(&partner, OTHER_CUSTOMER, &json!({"name": HTML_NAME}))
+        .await;
     let other = server.conversation(&partner, OTHER_CUSTOMER).await;
     server
         .say(&partner, other, OTHER_CUSTOMER, OTHER_FIRST)
         .await;
     let other_item = format!("#queue-list .conv[data-id='{other}']");
+    page.wait_text(&format!("{other_item} .conv-name"), HTML_NAME)
+        .await;
     page.click(&other_item).await;
+    page.wait_text("#chat-title", HTML_NAME).await;
+    page.wait_count("#workspace i", 0).await;
     page.wait_text("#chat-banner", "Take the conversation to reply.")
         .await;
     page.wait_visible("#take").await;
