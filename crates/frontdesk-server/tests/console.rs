@@ -23,6 +23,8 @@ use support::{Backend, Server, TestDb, WsClient};
 /// How long the console may take to show what the test expects.
 const WAIT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(100);
+/// The console retries with backoff, up to 15 s apart, so a reconnect may take longer.
+const RECONNECT_WAIT: Duration = Duration::from_secs(30);
 
 const CUSTOMER: &str = "ann-1042";
 const CUSTOMER_NAME: &str = "Ann Smith";
@@ -305,9 +307,8 @@ async fn an_agent_handles_a_conversation_in_the_browser() {
         "the console cannot have heard anything while cut off"
     );
     relay.restore();
-    // The console retries with backoff (at most 15 s apart), so this wait is longer.
     page.wait_until_within(
-        Duration::from_secs(20),
+        RECONNECT_WAIT,
         "#connection",
         "data-state",
         "be live again",
@@ -520,6 +521,8 @@ async fn an_agent_handles_a_conversation_in_the_browser() {
 
 const HTML_CONTENT: &str = "<img src=x onerror=\"window.__injected = 1\"><b>bold</b>";
 const HTML_NAME: &str = "<i>Bob</i> Martin";
+const THIRD_CUSTOMER: &str = "cyd-3001";
+const THIRD_FIRST: &str = "Do you ship to Norway?";
 const REFUSED: &str = "I'll look into it right away.";
 
 /// What the agent sees when things happen around it: messages in history order (live, after a
@@ -612,15 +615,7 @@ async fn the_console_shows_what_happens_around_the_agent() {
     page.wait_text("#connection-text", "Reconnecting…").await;
     let server = Server::start(&db).await;
     relay.point_at(&server);
-    // The console retries with backoff (up to 15 s apart): a longer wait.
-    page.wait_until_within(
-        Duration::from_secs(30),
-        "#connection-text",
-        "",
-        "show \"Live\" again",
-        |seen| seen["visible"] == true && seen["text"] == "Live",
-    )
-    .await;
+    page.wait_live_again().await;
     let body = page.run("return document.body.innerText;").await;
     assert!(
         !body.as_str().unwrap_or_default().contains("Reconnecting"),
@@ -656,18 +651,62 @@ async fn the_console_shows_what_happens_around_the_agent() {
     .await;
     page.wait_text("#chat-subtitle .status-pill", "With another agent")
         .await;
-    page.wait_script(
-        "the toast saying another agent took it",
-        "return Array.from(document.querySelectorAll('#toasts .toast span'))\
-             .some((node) => node.checkVisibility() && node.textContent === arguments[0]);",
-        json!("Another agent took this conversation."),
-        json!(true),
-    )
-    .await;
+    page.wait_toast("Another agent took this conversation.")
+        .await;
     page.wait_hidden("#take").await;
     page.wait_hidden("#composer").await;
     page.wait_count(&other_item, 0).await;
     page.wait_visible("#queue-empty").await;
+
+    // Taking a conversation another agent took a moment before, while the live connection is
+    // down (REST still works): refused, the agent is told, and it leaves the queue.
+    // The agent dismisses the notices on screen, so that a new one can be told apart.
+    page.run(
+        "document.querySelectorAll('#toasts .toast-close').forEach((b) => b.click()); return null;",
+    )
+    .await;
+    page.wait_count("#toasts .toast", 0).await;
+    let third = server.conversation(&partner, THIRD_CUSTOMER).await;
+    server
+        .say(&partner, third, THIRD_CUSTOMER, THIRD_FIRST)
+        .await;
+    let third_item = format!("#queue-list .conv[data-id='{third}']");
+    page.click(&third_item).await;
+    page.wait_text("#chat-banner", "Take the conversation to reply.")
+        .await;
+    relay.cut_websockets();
+    page.wait_text("#connection-text", "Reconnecting…").await;
+    server.assign(&bea, third).await;
+    page.click("#take").await;
+    page.wait_toast("Another agent took this conversation first.")
+        .await;
+    page.wait_text(
+        "#chat-banner",
+        "Another agent is handling this conversation.",
+    )
+    .await;
+    page.wait_hidden("#take").await;
+    page.wait_hidden("#composer").await;
+    page.wait_count(&third_item, 0).await;
+    page.wait_visible("#queue-empty").await;
+    relay.restore();
+    page.wait_live_again().await;
+    // The take's event, replayed just before `ready`, is no news: it is not announced again.
+    // (The first notice may have timed out by now; a second would be brand new.)
+    let notices = page
+        .run("return Array.from(document.querySelectorAll('#toasts .toast span')).map((n) => n.textContent);")
+        .await;
+    assert!(
+        notices
+            .as_array()
+            .is_some_and(|all| !all.contains(&json!("Another agent took this conversation."))),
+        "told twice that another agent took it: {notices}"
+    );
+    page.wait_text(
+        "#chat-banner",
+        "Another agent is handling this conversation.",
+    )
+    .await;
 
     // A reply written offline into a conversation that gets closed meanwhile: refused, and
     // shown so, never as sent.
@@ -681,14 +720,7 @@ async fn the_console_shows_what_happens_around_the_agent() {
         .await;
     server.close(&bea, conversation).await;
     relay.restore();
-    page.wait_until_within(
-        Duration::from_secs(30),
-        "#connection-text",
-        "",
-        "show \"Live\" again",
-        |seen| seen["visible"] == true && seen["text"] == "Live",
-    )
-    .await;
+    page.wait_live_again().await;
     page.wait_text("#chat-banner", "This conversation is closed.")
         .await;
     page.wait_text("#messages li.pending.failed .content", REFUSED)
@@ -816,48 +848,33 @@ struct Relay {
 
 struct RelayState {
     down: bool,
-    open: Vec<TcpStream>,
+    /// Only WebSocket connections are cut and refused; plain HTTP still passes.
+    sockets_down: bool,
+    /// Both ends of every relayed connection, each with whether it is a WebSocket.
+    open: Vec<(bool, TcpStream)>,
     /// The server behind the relay; `point_at` moves it to a restarted one.
     upstream: SocketAddr,
 }
 
 impl Relay {
     fn start(server: &Server) -> Self {
-        let upstream: SocketAddr = server
-            .base
-            .trim_start_matches("http://")
-            .parse()
-            .unwrap_or_else(|e| panic!("server address {}: {e}", server.base));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("relay: {e}"));
         let addr = listener
             .local_addr()
             .unwrap_or_else(|e| panic!("relay: {e}"));
         let state = Arc::new(Mutex::new(RelayState {
             down: false,
+            sockets_down: false,
             open: Vec::new(),
-            upstream,
+            upstream: server.addr(),
         }));
         let shared = Arc::clone(&state);
         // Blocking threads keep this free of extra dependencies; the test process ends them.
         std::thread::spawn(move || {
             for client in listener.incoming().map_while(Result::ok) {
-                let Ok(mut guard) = shared.lock() else { return };
-                if guard.down {
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                }
-                let Ok(server) = TcpStream::connect(guard.upstream) else {
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                };
-                for stream in [&client, &server] {
-                    if let Ok(copy) = stream.try_clone() {
-                        guard.open.push(copy);
-                    }
-                }
-                drop(guard);
-                pipe(&client, &server);
-                pipe(&server, &client);
+                let shared = Arc::clone(&shared);
+                // A thread each: telling a WebSocket apart waits for the request's first bytes.
+                std::thread::spawn(move || relay_one(&client, &shared));
             }
         });
         Self { addr, state }
@@ -868,9 +885,24 @@ impl Relay {
             panic!("relay state poisoned")
         };
         state.down = true;
-        for stream in state.open.drain(..) {
+        for (_, stream) in state.open.drain(..) {
             let _ = stream.shutdown(Shutdown::Both);
         }
+    }
+
+    /// Drops the WebSocket and refuses new ones until `restore`, while REST still works: the
+    /// console hears nothing live but its actions reach the server.
+    fn cut_websockets(&self) {
+        let Ok(mut state) = self.state.lock() else {
+            panic!("relay state poisoned")
+        };
+        state.sockets_down = true;
+        state.open.retain(|(websocket, stream)| {
+            if *websocket {
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+            !websocket
+        });
     }
 
     /// New connections go to `server` (a restarted one, on another port).
@@ -886,6 +918,43 @@ impl Relay {
             panic!("relay state poisoned")
         };
         state.down = false;
+        state.sockets_down = false;
+    }
+}
+
+/// Relays one browser connection, unless the relay is down for it.
+fn relay_one(client: &TcpStream, shared: &Mutex<RelayState>) {
+    let websocket = is_websocket(client);
+    let Ok(mut guard) = shared.lock() else { return };
+    if guard.down || (websocket && guard.sockets_down) {
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    }
+    let Ok(server) = TcpStream::connect(guard.upstream) else {
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    };
+    for stream in [client, &server] {
+        if let Ok(copy) = stream.try_clone() {
+            guard.open.push((websocket, copy));
+        }
+    }
+    drop(guard);
+    pipe(client, &server);
+    pipe(&server, client);
+}
+
+/// Whether the request on `client` is the console's WebSocket (`GET /ws?...`), by peeking.
+fn is_websocket(client: &TcpStream) -> bool {
+    const START: &[u8] = b"GET /ws?";
+    let mut start = [0u8; 8];
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match client.peek(&mut start) {
+            Ok(n) if n >= START.len() || n == 0 => return start[..n] == *START,
+            Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            _ => return false,
+        }
     }
 }
 
@@ -1111,6 +1180,30 @@ impl Page {
         self.wait_until(selector, "", "exist and be hidden", |seen| {
             seen["exists"] == true && seen["visible"] == false
         })
+        .await;
+    }
+
+    /// Waits until the badge reads "Live" after a reconnect.
+    async fn wait_live_again(&self) {
+        self.wait_until_within(
+            RECONNECT_WAIT,
+            "#connection-text",
+            "",
+            "show \"Live\" again",
+            |seen| seen["visible"] == true && seen["text"] == "Live",
+        )
+        .await;
+    }
+
+    /// Waits until a notice (toast) with exactly `text` is on screen.
+    async fn wait_toast(&self, text: &str) {
+        self.wait_script(
+            &format!("a notice saying {text:?}"),
+            "return Array.from(document.querySelectorAll('#toasts .toast span'))\
+                 .some((node) => node.checkVisibility() && node.textContent === arguments[0]);",
+            json!(text),
+            json!(true),
+        )
         .await;
     }
 
