@@ -323,6 +323,9 @@
     }
     const merged = Object.assign({}, local, fresh);
     merged.placeholder = false;
+    // What the snapshot lacks is what still needs fetching, not what a placeholder lacked.
+    merged.needsCustomer = !!fresh.needsCustomer;
+    merged.needsFirst = !!fresh.needsFirst;
     if ((state.statusSeen.get(fresh.id) ?? -1) > fetchCursor) {
       // A status event arrived after this snapshot was requested: it is at least as new.
       merged.status = local.status;
