@@ -666,11 +666,33 @@ async fn the_console_shows_what_happens_around_the_agent() {
     )
     .await;
     page.wait_count("#toasts .toast", 0).await;
+    // First a conversation opened before its first message, as a widget does: the queue
+    // shows "No messages yet", then the message once it is written. The page's requests are
+    // counted so that the test writes only once the console has finished loading the entry.
+    page.run(
+        "if (!window.__counting) { window.__counting = true; window.__inflight = 0; \
+         const fetch = window.fetch; window.fetch = (...args) => { window.__inflight += 1; \
+         return fetch(...args).finally(() => { window.__inflight -= 1; }); }; } return null;",
+    )
+    .await;
     let third = server.conversation(&partner, THIRD_CUSTOMER).await;
+    let third_item = format!("#queue-list .conv[data-id='{third}']");
+    page.wait_text(&format!("{third_item} .conv-name"), THIRD_CUSTOMER)
+        .await;
+    page.wait_text(&format!("{third_item} .conv-preview"), "No messages yet")
+        .await;
+    page.wait_script(
+        "the console's requests to finish",
+        "return window.__inflight;",
+        Value::Null,
+        json!(0),
+    )
+    .await;
     server
         .say(&partner, third, THIRD_CUSTOMER, THIRD_FIRST)
         .await;
-    let third_item = format!("#queue-list .conv[data-id='{third}']");
+    page.wait_text(&format!("{third_item} .conv-preview"), THIRD_FIRST)
+        .await;
     page.click(&third_item).await;
     page.wait_text("#chat-banner", "Take the conversation to reply.")
         .await;
