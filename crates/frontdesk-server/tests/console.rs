@@ -23,6 +23,8 @@ use support::{Backend, Server, TestDb, WsClient};
 /// How long the console may take to show what the test expects.
 const WAIT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(100);
+/// The console retries with backoff, up to 15 s apart, so a reconnect may take longer.
+const RECONNECT_WAIT: Duration = Duration::from_secs(30);
 
 const CUSTOMER: &str = "ann-1042";
 const CUSTOMER_NAME: &str = "Ann Smith";
@@ -286,6 +288,7 @@ async fn an_agent_handles_a_conversation_in_the_browser() {
     relay.cut();
     page.wait_attr("#connection", "data-state", "reconnecting")
         .await;
+    page.wait_text("#connection-text", "Reconnecting…").await;
     customer
         .send(&json!({"type": "message", "payload": {
             "conversationId": conversation, "content": MISSED, "clientMessageId": "ann-3"
@@ -304,15 +307,15 @@ async fn an_agent_handles_a_conversation_in_the_browser() {
         "the console cannot have heard anything while cut off"
     );
     relay.restore();
-    // The console retries with backoff (at most 15 s apart), so this wait is longer.
     page.wait_until_within(
-        Duration::from_secs(20),
+        RECONNECT_WAIT,
         "#connection",
         "data-state",
         "be live again",
         |seen| seen["attr"] == "live",
     )
     .await;
+    page.wait_text("#connection-text", "Live").await;
     page.wait_text(
         &format!("#messages li[data-id='{missed_id}'] .content"),
         MISSED,
@@ -516,6 +519,259 @@ async fn an_agent_handles_a_conversation_in_the_browser() {
     server.assert_no_panics();
 }
 
+const HTML_CONTENT: &str = "<img src=x onerror=\"window.__injected = 1\"><b>bold</b>";
+const HTML_NAME: &str = "<i>Bob</i> Martin";
+const THIRD_CUSTOMER: &str = "cyd-3001";
+const THIRD_FIRST: &str = "Do you ship to Norway?";
+const REFUSED: &str = "I'll look into it right away.";
+
+/// What the agent sees when things happen around it: messages in history order (live, after a
+/// reload, after a server restart), HTML shown as text, the "Reconnecting…" badge while the
+/// server is gone, the banner when another agent takes the open conversation, a take refused
+/// because another agent got there first, and a reply the server refused shown as not sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_what_happens_around_the_agent() {
+    let Some(browser) = Browser::locate() else {
+        return;
+    };
+    let db = TestDb::new(Backend::Sqlite).await;
+    let server = Server::start(&db).await;
+    let partner = server.register("Acme Shop").await;
+    let _ada = server.agent("ada@example.com", false).await;
+    // An admin: the only kind of agent that may close a conversation another agent holds.
+    let bea = server.agent("bea@example.com", true).await;
+    server
+        .patch_customer(&partner, CUSTOMER, &json!({"name": CUSTOMER_NAME}))
+        .await;
+    let conversation = server.conversation(&partner, CUSTOMER).await;
+    server.say(&partner, conversation, CUSTOMER, FIRST).await;
+    server
+        .say(&partner, conversation, CUSTOMER, FOLLOW_UP)
+        .await;
+
+    let relay = Relay::start(&server);
+    let driver = ChromeDriver::start(&browser).await;
+    let page = Page::open(&driver, &browser).await;
+    let console = format!("http://{}/console/", relay.addr);
+    page.goto(&console).await;
+    page.type_into("#signin-email", "ada@example.com").await;
+    page.type_into("#signin-password", PASSWORD).await;
+    page.click("#signin-submit").await;
+    page.wait_text("#connection-text", "Live").await;
+
+    // History from before the page opened, in order.
+    let item = format!("#queue-list .conv[data-id='{conversation}']");
+    page.click(&item).await;
+    page.wait_messages_in_order(&server.history(&partner, conversation).await, 2)
+        .await;
+
+    // Live while the page is open: the customer, the agent's own reply, the customer again.
+    page.click("#take").await;
+    page.wait_visible("#composer-input").await;
+    server.say(&partner, conversation, CUSTOMER, MISSED).await;
+    page.type_into("#composer-input", REPLY).await;
+    page.type_into("#composer-input", &Key::Enter).await;
+    page.wait_count("#messages li.own[data-id]", 1).await;
+    page.wait_count("#messages li.pending", 0).await;
+    let html = server
+        .say(&partner, conversation, CUSTOMER, HTML_CONTENT)
+        .await;
+    let history = server.history(&partner, conversation).await;
+    page.wait_messages_in_order(&history, 5).await;
+
+    // HTML in a message is text: shown literally, no element made of it, nothing run. (The CSP
+    // would block the inline handler anyway; the element count is what catches markup.)
+    let html_node = format!("#messages li[data-id='{}'] .content", id_of(&html));
+    page.wait_text(&html_node, HTML_CONTENT).await;
+    page.wait_count(&format!("{html_node} *"), 0).await;
+    let mine = format!("#mine-list .conv[data-id='{conversation}']");
+    page.wait_text(&format!("{mine} .conv-preview"), HTML_CONTENT)
+        .await;
+    let injected = page
+        .run(
+            "return [document.querySelectorAll('img, b').length, window.__injected === undefined];",
+        )
+        .await;
+    assert_eq!(
+        injected,
+        json!([0, true]),
+        "[elements made of the message, no script ran]"
+    );
+
+    // After a reload: signed in still, the same messages in the same order.
+    page.run("window.__noReload = true; return null;").await;
+    page.goto(&console).await;
+    assert_eq!(
+        page.run("return window.__noReload || null;").await,
+        Value::Null
+    );
+    page.wait_text("#connection-text", "Live").await;
+    page.click(&mine).await;
+    page.wait_messages_in_order(&history, 5).await;
+
+    // The server goes away: the agent reads "Reconnecting…" until it is back, then "Live",
+    // and what arrives next shows in order.
+    server.kill();
+    page.wait_text("#connection-text", "Reconnecting…").await;
+    let server = Server::start(&db).await;
+    relay.point_at(&server);
+    page.wait_live_again().await;
+    let body = page.run("return document.body.innerText;").await;
+    assert!(
+        !body.as_str().unwrap_or_default().contains("Reconnecting"),
+        "\"Reconnecting\" is still on screen once live again:\n{body}"
+    );
+    server.say(&partner, conversation, CUSTOMER, ONE_MORE).await;
+    let history = server.history(&partner, conversation).await;
+    page.wait_messages_in_order(&history, 6).await;
+
+    // Another agent takes the waiting conversation Ada has open: she is told, and cannot act.
+    // The customer's name, which the partner chose, is HTML too: shown as text.
+    server
+        .patch_customer(&partner, OTHER_CUSTOMER, &json!({"name": HTML_NAME}))
+        .await;
+    let other = server.conversation(&partner, OTHER_CUSTOMER).await;
+    server
+        .say(&partner, other, OTHER_CUSTOMER, OTHER_FIRST)
+        .await;
+    let other_item = format!("#queue-list .conv[data-id='{other}']");
+    page.wait_text(&format!("{other_item} .conv-name"), HTML_NAME)
+        .await;
+    page.click(&other_item).await;
+    page.wait_text("#chat-title", HTML_NAME).await;
+    page.wait_count("#workspace i", 0).await;
+    page.wait_text("#chat-banner", "Take the conversation to reply.")
+        .await;
+    page.wait_visible("#take").await;
+    server.assign(&bea, other).await;
+    page.wait_text(
+        "#chat-banner",
+        "Another agent is handling this conversation.",
+    )
+    .await;
+    page.wait_text("#chat-subtitle .status-pill", "With another agent")
+        .await;
+    page.wait_toast("Another agent took this conversation.")
+        .await;
+    page.wait_hidden("#take").await;
+    page.wait_hidden("#composer").await;
+    page.wait_count(&other_item, 0).await;
+    page.wait_visible("#queue-empty").await;
+
+    // Taking a conversation another agent took a moment before, while the live connection is
+    // down (REST still works): refused, the agent is told, and it leaves the queue.
+    // The agent dismisses the notices on screen, so that a new one can be told apart.
+    page.run(
+        "document.querySelectorAll('#toasts .toast-close').forEach((b) => b.click()); return null;",
+    )
+    .await;
+    page.wait_count("#toasts .toast", 0).await;
+    // First a conversation opened before its first message, as a widget does: the queue
+    // shows "No messages yet", then the message once it is written. The page's requests are
+    // counted so that the test writes only once the console has finished loading the entry.
+    page.run(
+        "if (!window.__counting) { window.__counting = true; window.__inflight = 0; \
+         const fetch = window.fetch; window.fetch = (...args) => { window.__inflight += 1; \
+         return fetch(...args).finally(() => { window.__inflight -= 1; }); }; } return null;",
+    )
+    .await;
+    let third = server.conversation(&partner, THIRD_CUSTOMER).await;
+    let third_item = format!("#queue-list .conv[data-id='{third}']");
+    page.wait_text(&format!("{third_item} .conv-name"), THIRD_CUSTOMER)
+        .await;
+    page.wait_text(&format!("{third_item} .conv-preview"), "No messages yet")
+        .await;
+    page.wait_script(
+        "the console's requests to finish",
+        "return window.__inflight;",
+        Value::Null,
+        json!(0),
+    )
+    .await;
+    server
+        .say(&partner, third, THIRD_CUSTOMER, THIRD_FIRST)
+        .await;
+    page.wait_text(&format!("{third_item} .conv-preview"), THIRD_FIRST)
+        .await;
+    page.click(&third_item).await;
+    page.wait_text("#chat-banner", "Take the conversation to reply.")
+        .await;
+    relay.cut_websockets();
+    page.wait_text("#connection-text", "Reconnecting…").await;
+    server.assign(&bea, third).await;
+    page.click("#take").await;
+    page.wait_toast("Another agent took this conversation first.")
+        .await;
+    page.wait_text(
+        "#chat-banner",
+        "Another agent is handling this conversation.",
+    )
+    .await;
+    page.wait_hidden("#take").await;
+    page.wait_hidden("#composer").await;
+    page.wait_count(&third_item, 0).await;
+    page.wait_visible("#queue-empty").await;
+    relay.restore();
+    page.wait_live_again().await;
+    // The take's event, replayed just before `ready`, is no news: it is not announced again.
+    // (The first notice may have timed out by now; a second would be brand new.)
+    let notices = page
+        .run("return Array.from(document.querySelectorAll('#toasts .toast span')).map((n) => n.textContent);")
+        .await;
+    assert!(
+        notices
+            .as_array()
+            .is_some_and(|all| !all.contains(&json!("Another agent took this conversation."))),
+        "told twice that another agent took it: {notices}"
+    );
+    page.wait_text(
+        "#chat-banner",
+        "Another agent is handling this conversation.",
+    )
+    .await;
+
+    // A reply written offline into a conversation that gets closed meanwhile: refused, and
+    // shown so, never as sent.
+    page.click(&mine).await;
+    page.wait_visible("#composer-input").await;
+    relay.cut();
+    page.wait_text("#connection-text", "Reconnecting…").await;
+    page.type_into("#composer-input", REFUSED).await;
+    page.type_into("#composer-input", &Key::Enter).await;
+    page.wait_text("#messages li.pending .tick", "Waiting for connection…")
+        .await;
+    server.close(&bea, conversation).await;
+    relay.restore();
+    page.wait_live_again().await;
+    page.wait_text("#chat-banner", "This conversation is closed.")
+        .await;
+    page.wait_text("#messages li.pending.failed .content", REFUSED)
+        .await;
+    page.wait_text(
+        "#messages li.pending.failed .send-error",
+        "Not sent: conversation is closed",
+    )
+    .await;
+    page.wait_visible("#messages li.pending.failed .retry")
+        .await;
+    page.wait_count("#messages li.pending.failed .tick", 0)
+        .await;
+    page.wait_count("#messages li.own[data-id]", 1).await;
+    let history = server.history(&partner, conversation).await;
+    assert_eq!(
+        history.len(),
+        6,
+        "the refused reply was stored: {history:?}"
+    );
+    assert!(
+        history.iter().all(|m| m["content"] != REFUSED),
+        "the refused reply was stored: {history:?}"
+    );
+
+    page.quit().await;
+    server.assert_no_panics();
+}
+
 /// "Waiting 12s", "Waiting 3m", "Waiting 1h 5m".
 fn is_waiting_time(text: &str) -> bool {
     let Some(rest) = text.strip_prefix("Waiting ") else {
@@ -617,45 +873,35 @@ struct Relay {
     state: Arc<Mutex<RelayState>>,
 }
 
-#[derive(Default)]
 struct RelayState {
     down: bool,
-    open: Vec<TcpStream>,
+    /// Only WebSocket connections are cut and refused; plain HTTP still passes.
+    sockets_down: bool,
+    /// Both ends of every relayed connection, each with whether it is a WebSocket.
+    open: Vec<(bool, TcpStream)>,
+    /// The server behind the relay; `point_at` moves it to a restarted one.
+    upstream: SocketAddr,
 }
 
 impl Relay {
     fn start(server: &Server) -> Self {
-        let upstream: SocketAddr = server
-            .base
-            .trim_start_matches("http://")
-            .parse()
-            .unwrap_or_else(|e| panic!("server address {}: {e}", server.base));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("relay: {e}"));
         let addr = listener
             .local_addr()
             .unwrap_or_else(|e| panic!("relay: {e}"));
-        let state = Arc::new(Mutex::new(RelayState::default()));
+        let state = Arc::new(Mutex::new(RelayState {
+            down: false,
+            sockets_down: false,
+            open: Vec::new(),
+            upstream: server.addr(),
+        }));
         let shared = Arc::clone(&state);
         // Blocking threads keep this free of extra dependencies; the test process ends them.
         std::thread::spawn(move || {
             for client in listener.incoming().map_while(Result::ok) {
-                let Ok(mut guard) = shared.lock() else { return };
-                if guard.down {
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                }
-                let Ok(server) = TcpStream::connect(upstream) else {
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                };
-                for stream in [&client, &server] {
-                    if let Ok(copy) = stream.try_clone() {
-                        guard.open.push(copy);
-                    }
-                }
-                drop(guard);
-                pipe(&client, &server);
-                pipe(&server, &client);
+                let shared = Arc::clone(&shared);
+                // A thread each: telling a WebSocket apart waits for the request's first bytes.
+                std::thread::spawn(move || relay_one(&client, &shared));
             }
         });
         Self { addr, state }
@@ -666,9 +912,32 @@ impl Relay {
             panic!("relay state poisoned")
         };
         state.down = true;
-        for stream in state.open.drain(..) {
+        for (_, stream) in state.open.drain(..) {
             let _ = stream.shutdown(Shutdown::Both);
         }
+    }
+
+    /// Drops the WebSocket and refuses new ones until `restore`, while REST still works: the
+    /// console hears nothing live but its actions reach the server.
+    fn cut_websockets(&self) {
+        let Ok(mut state) = self.state.lock() else {
+            panic!("relay state poisoned")
+        };
+        state.sockets_down = true;
+        state.open.retain(|(websocket, stream)| {
+            if *websocket {
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+            !websocket
+        });
+    }
+
+    /// New connections go to `server` (a restarted one, on another port).
+    fn point_at(&self, server: &Server) {
+        let Ok(mut state) = self.state.lock() else {
+            panic!("relay state poisoned")
+        };
+        state.upstream = server.addr();
     }
 
     fn restore(&self) {
@@ -676,6 +945,43 @@ impl Relay {
             panic!("relay state poisoned")
         };
         state.down = false;
+        state.sockets_down = false;
+    }
+}
+
+/// Relays one browser connection, unless the relay is down for it.
+fn relay_one(client: &TcpStream, shared: &Mutex<RelayState>) {
+    let websocket = is_websocket(client);
+    let Ok(mut guard) = shared.lock() else { return };
+    if guard.down || (websocket && guard.sockets_down) {
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    }
+    let Ok(server) = TcpStream::connect(guard.upstream) else {
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    };
+    for stream in [client, &server] {
+        if let Ok(copy) = stream.try_clone() {
+            guard.open.push((websocket, copy));
+        }
+    }
+    drop(guard);
+    pipe(client, &server);
+    pipe(&server, client);
+}
+
+/// Whether the request on `client` is the console's WebSocket (`GET /ws?...`), by peeking.
+fn is_websocket(client: &TcpStream) -> bool {
+    const START: &[u8] = b"GET /ws?";
+    let mut start = [0u8; 8];
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match client.peek(&mut start) {
+            Ok(n) if n >= START.len() || n == 0 => return start[..n] == *START,
+            Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            _ => return false,
+        }
     }
 }
 
@@ -894,9 +1200,56 @@ impl Page {
             .await;
     }
 
+    /// Waits until `selector` matches an element that is on the page but not shown. A selector
+    /// that matches nothing fails: a typo or a removed element must not pass as "hidden". (To
+    /// wait for something to be gone, use `wait_count(selector, 0)`.)
     async fn wait_hidden(&self, selector: &str) {
-        self.wait_until(selector, "", "be hidden", |seen| seen["visible"] != true)
-            .await;
+        self.wait_until(selector, "", "exist and be hidden", |seen| {
+            seen["exists"] == true && seen["visible"] == false
+        })
+        .await;
+    }
+
+    /// Waits until the badge reads "Live" after a reconnect.
+    async fn wait_live_again(&self) {
+        self.wait_until_within(
+            RECONNECT_WAIT,
+            "#connection-text",
+            "",
+            "show \"Live\" again",
+            |seen| seen["visible"] == true && seen["text"] == "Live",
+        )
+        .await;
+    }
+
+    /// Waits until a notice (toast) with exactly `text` is on screen.
+    async fn wait_toast(&self, text: &str) {
+        self.wait_script(
+            &format!("a notice saying {text:?}"),
+            "return Array.from(document.querySelectorAll('#toasts .toast span'))\
+                 .some((node) => node.checkVisibility() && node.textContent === arguments[0]);",
+            json!(text),
+            json!(true),
+        )
+        .await;
+    }
+
+    /// Waits until the chat lists exactly `history` (`expected` messages), top to bottom:
+    /// ids and contents, nothing pending, nothing else.
+    async fn wait_messages_in_order(&self, history: &[Value], expected: usize) {
+        assert_eq!(history.len(), expected, "the history: {history:?}");
+        let shown: Vec<Value> = history
+            .iter()
+            .map(|m| json!([id_of(m).to_string(), m["content"]]))
+            .collect();
+        self.wait_script(
+            "the messages in history order",
+            "return Array.from(document.querySelectorAll(arguments[0])).map((li) => \
+                 [li.dataset.id || null, li.querySelector('.content')?.textContent ?? null]);",
+            json!("#messages > li"),
+            Value::Array(shown),
+        )
+        .await;
     }
 
     async fn wait_count(&self, selector: &str, expected: usize) {
@@ -941,10 +1294,12 @@ impl Page {
             .to_owned()
     }
 
+    /// A form field's value; a selector that matches no field fails rather than reading "".
     async fn value(&self, selector: &str) -> String {
-        self.probe(selector, "").await["value"]
+        let seen = self.probe(selector, "").await;
+        seen["value"]
             .as_str()
-            .unwrap_or_default()
+            .unwrap_or_else(|| panic!("{selector} is not a field on the page: {seen}"))
             .to_owned()
     }
 

@@ -21,6 +21,8 @@
   const BACKOFF_MAX_MS = 15000;
 
   const $ = (id) => document.getElementById(id);
+  /** A conversation's lifecycle, in order: waiting -> active -> closed. */
+  const STAGE = { waiting: 0, active: 1, closed: 2 };
 
   const state = {
     token: null,
@@ -321,6 +323,9 @@
     }
     const merged = Object.assign({}, local, fresh);
     merged.placeholder = false;
+    // What the snapshot lacks is what still needs fetching, not what a placeholder lacked.
+    merged.needsCustomer = !!fresh.needsCustomer;
+    merged.needsFirst = !!fresh.needsFirst;
     if ((state.statusSeen.get(fresh.id) ?? -1) > fetchCursor) {
       // A status event arrived after this snapshot was requested: it is at least as new.
       merged.status = local.status;
@@ -419,7 +424,9 @@
           if (detail.customer.partner) conv.partner = Object.assign({}, conv.partner || {}, detail.customer.partner);
           conv.needsCustomer = false;
         }
-        if (!state.statusSeen.has(id) || conv.placeholder) {
+        // Statuses only move forward, so a snapshot further along is newer than any event we
+        // applied (e.g. a take refused because another agent holds it, heard before its event).
+        if (!state.statusSeen.has(id) || conv.placeholder || STAGE[detail.status] > STAGE[conv.status]) {
           conv.status = detail.status;
           conv.agentId = detail.agentId;
         }
@@ -662,6 +669,8 @@
     if (typeof id !== 'number') return;
     if (cursor !== null) state.statusSeen.set(id, cursor);
     let conv = state.convs.get(id);
+    // Already known to be with another agent (a refused take said so): no second notice.
+    const knownElsewhere = !!conv && conv.status === 'active' && !isMine(conv);
     if (!conv) {
       conv = placeholder(id, payload.status, payload.agentId);
       if (!isListed(conv) && id !== state.openId) return;
@@ -677,7 +686,7 @@
         state.detail.status = conv.status;
         state.detail.agentId = conv.agentId;
       }
-      if (conv.status === 'active' && !isMine(conv) && !wasMine) {
+      if (conv.status === 'active' && !isMine(conv) && !wasMine && !knownElsewhere) {
         toast('Another agent took this conversation.', 'info');
       } else if (conv.status === 'closed' && wasMine) {
         announce('The conversation is closed.');
