@@ -236,37 +236,47 @@ async fn another_partners_session_for_the_same_customer_id_reaches_nothing(backe
     assert_eq!(error_code(&body), "forbidden");
 
     // WebSocket: every frame a customer can send, aimed at A's conversation, is refused as not
-    // found, and the socket stays open.
+    // found, and the socket stays open: from B's customer token, and from B's own server
+    // speaking for its customer-1 with its API key.
     let mut b_socket = support::WsClient::customer(&server, "customer-1", &b_token).await;
+    let mut b_server_socket =
+        support::WsClient::ready(&server, "clientId=customer-1", Some(&b.key)).await;
     let frames = [
         json!({"type": "message", "payload": {"conversationId": conversation, "content": "from B",
             "senderId": "customer-1", "isFromAgent": false, "clientMessageId": "b-1"}}),
         json!({"type": "typing", "payload": {"conversationId": conversation, "isTyping": true}}),
         json!({"type": "read", "payload": {"conversationId": conversation, "messageId": reply["id"]}}),
     ];
-    for frame in &frames {
-        b_socket.send(frame).await;
-        // A bounded wait of its own: an accepted frame gets no answer at all.
-        let error = b_socket
-            .next_within(std::time::Duration::from_secs(10))
-            .await
-            .unwrap_or_else(|| panic!("{frame}: no error frame, the frame was accepted"));
-        assert_eq!(error["type"], "error", "{frame}: {error}");
-        assert_eq!(
-            error["payload"]["code"], "conversation_not_found",
-            "{frame}: {error}"
-        );
-        assert!(error["payload"]["message"].is_string(), "{error}");
-        let echoed = &frame["payload"]["clientMessageId"];
-        assert_eq!(
-            error["payload"]
-                .get("clientMessageId")
-                .unwrap_or(&Value::Null),
-            echoed,
-            "{error}"
-        );
+    for (who, socket) in [
+        ("B's API key", &mut b_server_socket),
+        ("B's customer token", &mut b_socket),
+    ] {
+        for frame in &frames {
+            socket.send(frame).await;
+            // A bounded wait of its own: an accepted frame gets no answer at all.
+            let error = socket
+                .next_within(std::time::Duration::from_secs(10))
+                .await
+                .unwrap_or_else(|| {
+                    panic!("{who}, {frame}: no error frame, the frame was accepted")
+                });
+            assert_eq!(error["type"], "error", "{who}, {frame}: {error}");
+            assert_eq!(
+                error["payload"]["code"], "conversation_not_found",
+                "{who}, {frame}: {error}"
+            );
+            assert!(error["payload"]["message"].is_string(), "{error}");
+            let echoed = &frame["payload"]["clientMessageId"];
+            assert_eq!(
+                error["payload"]
+                    .get("clientMessageId")
+                    .unwrap_or(&Value::Null),
+                echoed,
+                "{who}: {error}"
+            );
+        }
+        socket.expect_quiet().await;
     }
-    b_socket.expect_quiet().await;
 
     assert_eq!(
         partner_a_side(&db, &server, &a, &ann, conversation).await,
@@ -286,6 +296,7 @@ async fn another_partners_session_for_the_same_customer_id_reaches_nothing(backe
         "still A's"
     );
     b_socket.expect_quiet().await;
+    b_server_socket.expect_quiet().await;
     server.assert_no_panics();
 }
 
