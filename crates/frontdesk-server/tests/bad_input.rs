@@ -12,19 +12,26 @@ on_both_backends!(
     bad_credentials
 );
 
-/// What the database holds, so a rejected request can be shown to have changed nothing.
-async fn snapshot(db: &TestDb) -> Vec<i64> {
-    let mut counts = Vec::new();
+/// What the database holds, row by row and every column, so a rejected request can be shown
+/// to have changed nothing: not a count that a changed or swapped row would keep.
+async fn snapshot(db: &TestDb) -> Vec<(&'static str, Vec<Vec<Option<String>>>)> {
+    let mut tables = Vec::new();
     for table in [
         "partners",
         "customers",
         "conversations",
         "messages",
         "customer_sessions",
+        "events",
+        "agents",
+        "agent_sessions",
     ] {
-        counts.push(db.count(table).await);
+        let rows = db
+            .query_text(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
+            .await;
+        tables.push((table, rows));
     }
-    counts
+    tables
 }
 
 async fn bad_messages_change_nothing(backend: Backend) {
@@ -223,7 +230,25 @@ async fn bad_requests_elsewhere(backend: Backend) {
     let (db, server, partner, conversation) =
         support::start_with_conversation(backend, "customer-1").await;
     let key = Some(partner.key.as_str());
+    // Every field set, so a rejected PATCH that touched any of them would show.
+    let customer = server
+        .patch_customer(
+            &partner,
+            "customer-1",
+            &json!({"email": "carla@example.com", "name": "Carla", "birthdate": "1990-01-15"}),
+        )
+        .await;
+    // Timestamps carry milliseconds: let a wrongly applied PATCH move updatedAt visibly.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let before = snapshot(&db).await;
+    let patch = |body: Value| {
+        (
+            Method::PATCH,
+            "/api/customers/customer-1".to_owned(),
+            key,
+            Some(body),
+        )
+    };
 
     let cases: Vec<Case> = vec![
         (
@@ -346,6 +371,68 @@ async fn bad_requests_elsewhere(backend: Backend) {
             StatusCode::BAD_REQUEST,
             "invalid_field",
         ),
+        // One bad field refuses the whole PATCH: the good ones beside it are not applied.
+        {
+            let (m, p, t, b) = patch(json!({"name": "New Name", "birthdate": "1990-02-30"}));
+            (
+                m,
+                p,
+                t,
+                b,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_value",
+            )
+        },
+        {
+            let (m, p, t, b) = patch(json!({"email": "new@example.com", "name": "  "}));
+            (
+                m,
+                p,
+                t,
+                b,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_value",
+            )
+        },
+        {
+            let (m, p, t, b) = patch(json!({"birthdate": "2000-03-01", "email": "not-an-email"}));
+            (
+                m,
+                p,
+                t,
+                b,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_value",
+            )
+        },
+        {
+            let (m, p, t, b) = patch(json!({"email": null, "name": "x".repeat(201)}));
+            (
+                m,
+                p,
+                t,
+                b,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_value",
+            )
+        },
+        {
+            let (m, p, t, b) = patch(json!({"name": null, "birthdate": 19900115}));
+            (m, p, t, b, StatusCode::BAD_REQUEST, "invalid_field")
+        },
+        {
+            let (m, p, t, b) = patch(json!({"name": "New Name", "nickname": "N"}));
+            (m, p, t, b, StatusCode::BAD_REQUEST, "invalid_field")
+        },
+        // A refused PATCH of a new customer id does not create it.
+        (
+            Method::PATCH,
+            "/api/customers/customer-new".into(),
+            key,
+            Some(json!({"name": "New", "email": "not-an-email"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_value",
+        ),
         (
             Method::GET,
             "/api/partner/messages/abc".into(),
@@ -407,6 +494,14 @@ async fn bad_requests_elsewhere(backend: Backend) {
         before,
         "a rejected request changed the database"
     );
+    // What the partner sees next: the customer exactly as it was (an empty PATCH moves only
+    // updatedAt).
+    let now = server
+        .patch_customer(&partner, "customer-1", &json!({}))
+        .await;
+    for field in ["id", "email", "name", "birthdate", "createdAt"] {
+        assert_eq!(now[field], customer[field], "{field}: {now}");
+    }
     server.assert_no_panics();
 }
 

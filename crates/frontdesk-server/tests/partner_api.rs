@@ -132,6 +132,21 @@ async fn messages_are_stored_and_paged(backend: Backend) {
     let server = Server::start(&db).await;
     let partner = server.register("Acme").await;
     let conversation = server.conversation(&partner, "customer-12345").await;
+    let (_, opened) = server
+        .call(
+            Method::GET,
+            "/api/partner/conversations/customer-12345",
+            Some(&partner.key),
+            None,
+        )
+        .await;
+    let opened_at = opened[0]["updatedAt"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_timestamp(&opened[0]["updatedAt"]);
+    // Timestamps carry milliseconds: a pause lets a change move them visibly.
+    tick().await;
 
     let (status, message) = server
         .call(
@@ -220,7 +235,7 @@ async fn messages_are_stored_and_paged(backend: Backend) {
         .await;
     assert_eq!(empty, json!([]));
 
-    // A new message moves the conversation's updatedAt.
+    // A new message moves the conversation's updatedAt, to no earlier than the message.
     let (_, list) = server
         .call(
             Method::GET,
@@ -229,7 +244,19 @@ async fn messages_are_stored_and_paged(backend: Backend) {
             None,
         )
         .await;
-    assert!(list[0]["updatedAt"].as_str() >= all[4]["timestamp"].as_str());
+    let moved = list[0]["updatedAt"].as_str().unwrap_or_default();
+    assert!(moved > opened_at.as_str(), "{moved} not after {opened_at}");
+    assert!(
+        moved >= all[4]["timestamp"].as_str().unwrap_or_default(),
+        "{moved} before the last message {}",
+        all[4]["timestamp"]
+    );
+    assert_eq!(list[0]["createdAt"], opened[0]["createdAt"]);
+}
+
+/// Timestamps carry milliseconds: a pause between two changes gives each its own.
+async fn tick() {
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
 }
 
 async fn customers_are_patched(backend: Backend) {
@@ -275,6 +302,7 @@ async fn customers_are_patched(backend: Backend) {
     assert_eq!(flashback["secondEventTrait"], "Principled");
 
     // Left-out fields stay; null clears.
+    tick().await;
     let (status, patched) = server
         .call(
             Method::PATCH,
@@ -288,10 +316,31 @@ async fn customers_are_patched(backend: Backend) {
     assert_eq!(patched["email"], Value::Null);
     assert_eq!(patched["birthdate"], "1990-01-15");
     assert_eq!(patched["createdAt"], created["createdAt"]);
-    assert!(patched["updatedAt"].as_str() >= created["updatedAt"].as_str());
+    assert!(
+        patched["updatedAt"].as_str() > created["updatedAt"].as_str(),
+        "{} not after {}",
+        patched["updatedAt"],
+        created["updatedAt"]
+    );
+
+    // `{}` changes nothing but updatedAt.
+    tick().await;
+    let (status, touched) = server
+        .call(Method::PATCH, path, Some(&partner.key), Some(&json!({})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{touched}");
+    for field in ["id", "email", "name", "birthdate", "createdAt"] {
+        assert_eq!(touched[field], patched[field], "{field}");
+    }
+    assert!(
+        touched["updatedAt"].as_str() > patched["updatedAt"].as_str(),
+        "{} not after {}",
+        touched["updatedAt"],
+        patched["updatedAt"]
+    );
 
     // Clearing the birthdate clears the profile.
-    server
+    let (status, cleared) = server
         .call(
             Method::PATCH,
             path,
@@ -299,6 +348,9 @@ async fn customers_are_patched(backend: Backend) {
             Some(&json!({"birthdate": null})),
         )
         .await;
+    assert_eq!(status, StatusCode::OK, "{cleared}");
+    assert_eq!(cleared["birthdate"], Value::Null);
+    assert_eq!(cleared["name"], "Jane Doe", "a left-out field stays");
     let stored = db
         .query_text("SELECT flashback FROM customers WHERE id = 'customer-12345'")
         .await;
@@ -456,13 +508,93 @@ async fn admin_only_registration(backend: Backend) {
     assert_eq!(db.count("partners").await, 1);
 }
 
+/// SIGTERM while messages are being posted: every request is answered in full (201 with the
+/// stored message) or refused before it is read (no answer at all, nothing stored); never a
+/// 5xx, a cut-off body or a message stored without an answer. The server says it stopped and
+/// exits 0; restarted, it holds exactly the acknowledged messages and keeps working.
 async fn sigterm_stops_cleanly(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = Server::start(&db).await;
-    server.register("Acme").await;
-    let status = server.terminate();
+    let partner = server.register("Acme").await;
+    let conversation = server.conversation(&partner, "customer-1").await;
+    let sent = 40;
+    let requests: Vec<_> = (0..sent)
+        .map(|n| {
+            // A connection of its own each, so every request is really in flight at once.
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap_or_else(|e| panic!("{e}"));
+            let url = server.url("/api/partner/messages");
+            let key = partner.key.clone();
+            let body = json!({"conversationId": conversation, "senderId": "customer-1",
+                "content": format!("in flight {n}")});
+            tokio::spawn(async move {
+                let response = match client.post(url).bearer_auth(key).json(&body).send().await {
+                    Ok(response) => response,
+                    // Refused: the server was no longer taking requests.
+                    Err(_) => return None,
+                };
+                let status = response.status();
+                let text = response
+                    .text()
+                    .await
+                    .unwrap_or_else(|e| panic!("in flight {n}: answer cut off: {e}"));
+                Some((status, text))
+            })
+        })
+        .collect();
+    // Stop once the first requests are under way.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let pid = server.pid().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap_or_else(|e| panic!("kill: {e}"));
+    assert!(killed.success());
+    let mut acknowledged = Vec::new();
+    for (n, request) in requests.into_iter().enumerate() {
+        let Some((status, text)) = request.await.unwrap_or_else(|e| panic!("{e}")) else {
+            continue;
+        };
+        let body: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("in flight {n}: {status} with non-JSON {text:?}: {e}"));
+        assert_eq!(status, StatusCode::CREATED, "in flight {n}: {body}");
+        assert_eq!(body["content"], format!("in flight {n}"));
+        acknowledged.push(body);
+    }
+    let (status, log) = tokio::task::spawn_blocking(move || server.wait_for_exit())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         status.success(),
-        "frontdesk exited with {status} on SIGTERM"
+        "frontdesk exited with {status} on SIGTERM:\n{log}"
     );
+    // The server's own lines, in order: it began stopping, then it stopped (actix's
+    // "accept thread stopped" is not the server saying it is done).
+    let lines: Vec<&str> = log.lines().collect();
+    let stopping = lines
+        .iter()
+        .position(|l| l.ends_with(": stopping: closing WebSockets, finishing in-flight requests"))
+        .unwrap_or_else(|| panic!("no shutdown line in the log:\n{log}"));
+    let stopped = lines
+        .iter()
+        .rposition(|l| l.trim_end().ends_with(": stopped"))
+        .unwrap_or_else(|| panic!("no \"stopped\" line in the log:\n{log}"));
+    assert!(stopped > stopping, "\"stopped\" before stopping:\n{log}");
+    assert!(!log.contains("panicked"), "{log}");
+
+    // Restarted on the same database: the same key, exactly the acknowledged messages.
+    let server = Server::start(&db).await;
+    acknowledged.sort_by_key(|m| m["id"].as_i64());
+    assert_eq!(
+        server.history(&partner, conversation).await,
+        acknowledged,
+        "stored messages are exactly the answered ones ({} of {sent} answered)",
+        acknowledged.len()
+    );
+    let next = server
+        .say(&partner, conversation, "customer-1", "after restart")
+        .await;
+    assert!(next["id"].as_i64() > acknowledged.last().and_then(|m| m["id"].as_i64()));
 }

@@ -452,3 +452,17 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+impl Server {
+    /// Waits for the process to exit on its own (after a signal sent to `pid()`), then returns
+    /// its exit status and its whole log, the shutdown lines included.
+    pub fn wait_for_exit(mut self) -> (std::process::ExitStatus, String) {
+        let status = self
+            .child
+            .wait()
+            .unwrap_or_else(|e| panic!("waiting for frontdesk: {e}"));
+        // The reader thread drains what the process wrote before it exited.
+        std::thread::sleep(Duration::from_millis(300));
+        (status, self.log())
+    }
+}
