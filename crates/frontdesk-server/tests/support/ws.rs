@@ -136,8 +136,10 @@ impl WsClient {
 
     /// The next JSON frame, or `None` if the connection ended or `wait` passed.
     pub async fn next_within(&mut self, wait: Duration) -> Option<Value> {
+        // One deadline for the whole wait: the server's pings must not restart it.
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let message = tokio::time::timeout(wait, self.stream.next())
+            let message = tokio::time::timeout_at(deadline, self.stream.next())
                 .await
                 .ok()??;
             match message {
@@ -194,8 +196,9 @@ impl WsClient {
 
     /// Reads until the server ends the connection; how it ended.
     pub async fn ended(&mut self) -> Ended {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            match tokio::time::timeout(PATIENCE, self.stream.next()).await {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
                 Err(_) => panic!("the server did not end the connection"),
                 Ok(None) | Ok(Some(Err(_))) => return Ended::Dropped,
                 Ok(Some(Ok(Message::Close(frame)))) => {
@@ -221,8 +224,9 @@ impl WsClient {
     /// The next JSON frame, or `Err` with the close code and reason once the connection ends
     /// (`None`: it ended without a close frame). Panics if `wait` passes first.
     pub async fn frame_or_close(&mut self, wait: Duration) -> Result<Value, Option<(u16, String)>> {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let message = tokio::time::timeout(wait, self.stream.next())
+            let message = tokio::time::timeout_at(deadline, self.stream.next())
                 .await
                 .unwrap_or_else(|_| panic!("neither a frame nor the end within {wait:?}"));
             match message {
