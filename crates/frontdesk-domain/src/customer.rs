@@ -262,6 +262,38 @@ mod tests {
     }
 
     #[test]
+    fn the_profile_follows_the_birthdate() {
+        let changes = |body: &str| {
+            let patch: CustomerPatch =
+                serde_json::from_str(body).unwrap_or_else(|e| panic!("{body}: {e}"));
+            patch
+                .validate(TODAY)
+                .map(|c| (c.birthdate, c.flashback))
+                .unwrap_or_else(|e| panic!("{body}: {e}"))
+        };
+        let guide = Flashback::compute(date!(1990 - 01 - 15), TODAY);
+        assert!(guide.is_some(), "the guide's customer has a profile");
+        assert_eq!(
+            changes(r#"{"birthdate":"1990-01-15"}"#),
+            (
+                Patch::Set(date!(1990 - 01 - 15)),
+                guide.map_or(Patch::Keep, Patch::Set)
+            )
+        );
+        // Too young (second event in January 2043): the birthdate is stored, and an older
+        // profile is removed rather than kept.
+        assert_eq!(
+            changes(r#"{"birthdate":"2020-06-01"}"#),
+            (Patch::Set(date!(2020 - 06 - 01)), Patch::Clear)
+        );
+        assert_eq!(
+            changes(r#"{"birthdate":null}"#),
+            (Patch::Clear, Patch::Clear)
+        );
+        assert_eq!(changes(r#"{"name":"Ann"}"#), (Patch::Keep, Patch::Keep));
+    }
+
+    #[test]
     fn emails() {
         assert!(parse_email("a@b.co").is_ok());
         assert!(parse_email("nope").is_err());
