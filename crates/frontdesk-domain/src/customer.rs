@@ -218,6 +218,11 @@ mod tests {
         assert!(CustomerId::parse("").is_err());
         assert!(CustomerId::parse("has space").is_err());
         assert!(CustomerId::parse("a/b").is_err());
+        assert_eq!(
+            CustomerId::parse(&"x".repeat(128)).map(|id| id.to_string()),
+            Ok("x".repeat(128)),
+            "128 characters is the limit, inclusive"
+        );
         assert!(CustomerId::parse(&"x".repeat(129)).is_err());
         assert!(CustomerId::parse("bot").is_err());
         assert!(CustomerId::parse("agent-2").is_err());
