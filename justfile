@@ -28,3 +28,10 @@ bench *ARGS:
 bench-quick *ARGS:
     cargo build --release -p frontdesk-server -p frontdesk-bench
     target/release/frontdesk-bench --quick --out target/bench {{ARGS}}
+
+# Mutation testing (cargo-mutants): the domain crate against its own unit tests, then the
+# store's pure parts (error classification, storage health) against the store's unit tests
+# that need no database. Reports in /tmp/frontdesk-mutants/; scores in docs/testing.md.
+mutants:
+    cargo mutants -j 2 --timeout 120 --package frontdesk-domain --test-package frontdesk-domain --output /tmp/frontdesk-mutants/domain
+    cargo mutants -j 2 --timeout 120 --package frontdesk-store --file crates/frontdesk-store/src/error.rs --file crates/frontdesk-store/src/health.rs --test-package frontdesk-store --output /tmp/frontdesk-mutants/store -- --lib -- --skip group_commit

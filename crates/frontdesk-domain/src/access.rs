@@ -44,3 +44,68 @@ impl Viewer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversation::ConversationStatus;
+    use crate::timestamp::Timestamp;
+    use time::macros::datetime;
+
+    fn conversation(partner: i64, customer: &str, agent: Option<i64>) -> Conversation {
+        let at = Timestamp::new(datetime!(2023-01-01 00:00 UTC));
+        Conversation {
+            id: 1,
+            partner_id: PartnerId(partner),
+            customer_id: CustomerId::from_stored(customer.into()),
+            agent_id: agent,
+            status: if agent.is_some() {
+                ConversationStatus::Active
+            } else {
+                ConversationStatus::Waiting
+            },
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    fn ann() -> CustomerId {
+        CustomerId::from_stored("ann".into())
+    }
+
+    #[test]
+    fn partners_and_customers_see_only_their_own() {
+        let mine = conversation(1, "ann", None);
+        let sibling = conversation(1, "bob", None);
+        let same_id_elsewhere = conversation(2, "ann", None);
+        let partner = Viewer::Partner(PartnerId(1));
+        let customer = Viewer::Customer(PartnerId(1), ann());
+        assert_eq!(partner.partner(), Some(PartnerId(1)));
+        assert_eq!(customer.partner(), Some(PartnerId(1)));
+        assert_eq!(Viewer::Agent(2).partner(), None);
+        let seen =
+            |viewer: &Viewer| [&mine, &sibling, &same_id_elsewhere].map(|c| viewer.can_see(c));
+        assert_eq!(seen(&partner), [true, true, false]);
+        assert_eq!(seen(&customer), [true, false, false]);
+        assert_eq!(
+            seen(&Viewer::Agent(2)),
+            [true, true, true],
+            "the queue is shared"
+        );
+    }
+
+    #[test]
+    fn only_agents_are_held_to_the_holder_rule() {
+        let held = conversation(1, "ann", Some(2));
+        assert_eq!(Viewer::Agent(2).check_activity(&held), Ok(()));
+        assert_eq!(
+            Viewer::Agent(5).check_activity(&held),
+            Err(DomainError::AssignedElsewhere)
+        );
+        assert_eq!(
+            Viewer::Customer(PartnerId(1), ann()).check_activity(&held),
+            Ok(())
+        );
+        assert_eq!(Viewer::Partner(PartnerId(1)).check_activity(&held), Ok(()));
+    }
+}

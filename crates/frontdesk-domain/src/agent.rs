@@ -230,6 +230,44 @@ mod tests {
     }
 
     #[test]
+    fn agents_speak_as_agent_and_their_id() {
+        let agent = Agent {
+            id: 7,
+            name: "Ann".into(),
+            email: "ann@example.com".into(),
+            is_admin: false,
+            created_at: Timestamp::new(time::macros::datetime!(2023-01-01 00:00 UTC)),
+        };
+        assert_eq!(agent.client_id(), "agent-7");
+    }
+
+    #[test]
+    fn stored_hashes_may_ask_for_64_mib_and_no_more() {
+        use argon2::password_hash::PasswordHasher;
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap_or_else(|e| panic!("{e}"));
+        let hash_with = |blocks: u32| {
+            let params = Params::new(blocks, 1, 1, None).unwrap_or_else(|e| panic!("{e}"));
+            Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+                .hash_password(b"pw", &salt)
+                .map(|h| h.to_string())
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let mut memory = PasswordMemory::default();
+        let limit = u32::try_from(MAX_BLOCKS).unwrap_or(u32::MAX);
+        assert!(memory.verify("pw", &hash_with(limit)), "exactly 64 MiB");
+        assert_eq!(memory.blocks.len(), MAX_BLOCKS);
+        // The next size argon2 can use (it rounds memory down to a multiple of 4 blocks per
+        // lane) is refused before anything is allocated.
+        let mut fresh = PasswordMemory::default();
+        assert!(!fresh.verify("pw", &hash_with(limit + 4)));
+        assert_eq!(
+            fresh.blocks.len(),
+            0,
+            "nothing allocated for a refused hash"
+        );
+    }
+
+    #[test]
     fn signup_rules() {
         let signup = |email: &str, password: &str| {
             NewAgent {

@@ -163,54 +163,258 @@ mod tests {
         }
     }
 
+    use ConversationStatus::{Active, Closed, Waiting};
+
+    /// A case: what it is, what the rule answered, what it must answer.
+    type Case<'a> = (&'a str, Result<(), DomainError>, Result<(), DomainError>);
+
+    /// `label: got`, for every case whose outcome is not the expected one.
+    fn mismatches(cases: Vec<Case>) -> String {
+        cases
+            .into_iter()
+            .filter(|(_, got, want)| got != want)
+            .map(|(label, got, want)| format!("{label}: got {got:?}, want {want:?}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    const OK: Result<(), DomainError> = Ok(());
+    const CLOSED: Result<(), DomainError> = Err(DomainError::ConversationClosed);
+    const TAKEN: Result<(), DomainError> = Err(DomainError::AssignedElsewhere);
+    /// An agent speaking in a waiting conversation must take it first.
+    const NOT_TAKEN: Result<(), DomainError> = Err(DomainError::Transition {
+        from: Waiting,
+        to: Active,
+    });
+
     #[test]
-    fn lifecycle_rules() {
-        use ConversationStatus::*;
-        assert!(conversation(Waiting, None).check_customer_message().is_ok());
-        assert!(conversation(Active, Some(2))
-            .check_customer_message()
-            .is_ok());
-        assert_eq!(
-            conversation(Closed, None).check_customer_message(),
-            Err(DomainError::ConversationClosed)
-        );
-        assert!(conversation(Waiting, None).check_assign(2).is_ok());
-        assert!(conversation(Active, Some(2)).check_assign(2).is_ok());
-        assert_eq!(
-            conversation(Active, Some(3)).check_assign(2),
-            Err(DomainError::AssignedElsewhere)
-        );
-        assert!(conversation(Active, Some(2)).check_agent_message(2).is_ok());
-        assert!(conversation(Waiting, None).check_agent_message(2).is_err());
-        assert_eq!(
-            conversation(Closed, Some(2)).check_close(),
-            Err(DomainError::ConversationClosed)
-        );
-        assert!(conversation(Waiting, None).check_close_by(5, false).is_ok());
-        assert!(conversation(Active, Some(2))
-            .check_close_by(2, false)
-            .is_ok());
-        assert_eq!(
-            conversation(Active, Some(2)).check_close_by(5, false),
-            Err(DomainError::AssignedElsewhere)
-        );
-        assert!(conversation(Active, Some(2))
-            .check_close_by(5, true)
-            .is_ok());
-        assert!(conversation(Waiting, None).check_agent_activity(5).is_ok());
-        assert!(conversation(Active, Some(2))
-            .check_agent_activity(2)
-            .is_ok());
-        assert_eq!(
-            conversation(Active, Some(2)).check_agent_activity(5),
-            Err(DomainError::AssignedElsewhere)
-        );
+    fn who_may_add_a_message() {
+        let own = Sender::Customer(CustomerId::from_stored("customer-12345".into()));
+        let stranger = Sender::Customer(CustomerId::from_stored("customer-99".into()));
+        let wrong_customer = Err(DomainError::Invalid(ValidationError::new(
+            "senderId",
+            "must be the conversation's customerId",
+        )));
+        let waiting = conversation(Waiting, None);
+        let active = conversation(Active, Some(2));
+        let closed = conversation(Closed, Some(2));
+        let wrong = mismatches(vec![
+            ("customer, waiting", waiting.check_message_from(&own), OK),
+            ("customer, active", active.check_message_from(&own), OK),
+            ("customer, closed", closed.check_message_from(&own), CLOSED),
+            (
+                "other customer, waiting",
+                waiting.check_message_from(&stranger),
+                wrong_customer.clone(),
+            ),
+            (
+                "other customer, closed",
+                closed.check_message_from(&stranger),
+                wrong_customer,
+            ),
+            (
+                "holder, active",
+                active.check_message_from(&Sender::Agent(2)),
+                OK,
+            ),
+            (
+                "other agent, active",
+                active.check_message_from(&Sender::Agent(5)),
+                TAKEN,
+            ),
+            (
+                "agent, waiting",
+                waiting.check_message_from(&Sender::Agent(2)),
+                NOT_TAKEN,
+            ),
+            (
+                "holder, closed",
+                closed.check_message_from(&Sender::Agent(2)),
+                CLOSED,
+            ),
+            ("bot, waiting", waiting.check_message_from(&Sender::Bot), OK),
+            (
+                "bot, active",
+                active.check_message_from(&Sender::Bot),
+                TAKEN,
+            ),
+            (
+                "bot, closed",
+                closed.check_message_from(&Sender::Bot),
+                CLOSED,
+            ),
+        ]);
+        assert!(wrong.is_empty(), "{wrong}");
+    }
+
+    #[test]
+    fn customers_write_until_closed() {
+        let wrong = mismatches(vec![
+            (
+                "waiting",
+                conversation(Waiting, None).check_customer_message(),
+                OK,
+            ),
+            (
+                "active",
+                conversation(Active, Some(2)).check_customer_message(),
+                OK,
+            ),
+            (
+                "closed",
+                conversation(Closed, None).check_customer_message(),
+                CLOSED,
+            ),
+        ]);
+        assert!(wrong.is_empty(), "{wrong}");
+    }
+
+    #[test]
+    fn assigning() {
+        let wrong = mismatches(vec![
+            ("waiting", conversation(Waiting, None).check_assign(2), OK),
+            (
+                "already mine",
+                conversation(Active, Some(2)).check_assign(2),
+                OK,
+            ),
+            (
+                "another's",
+                conversation(Active, Some(3)).check_assign(2),
+                TAKEN,
+            ),
+            (
+                "closed, was mine",
+                conversation(Closed, Some(2)).check_assign(2),
+                CLOSED,
+            ),
+            (
+                "closed, never taken",
+                conversation(Closed, None).check_assign(5),
+                CLOSED,
+            ),
+        ]);
+        assert!(wrong.is_empty(), "{wrong}");
+    }
+
+    #[test]
+    fn only_the_holder_speaks_or_types() {
+        let wrong = mismatches(vec![
+            (
+                "message: holder",
+                conversation(Active, Some(2)).check_agent_message(2),
+                OK,
+            ),
+            (
+                "message: other agent",
+                conversation(Active, Some(2)).check_agent_message(5),
+                TAKEN,
+            ),
+            (
+                "message: active without holder",
+                conversation(Active, None).check_agent_message(2),
+                TAKEN,
+            ),
+            (
+                "message: waiting",
+                conversation(Waiting, None).check_agent_message(2),
+                NOT_TAKEN,
+            ),
+            (
+                "message: closed, was holder",
+                conversation(Closed, Some(2)).check_agent_message(2),
+                CLOSED,
+            ),
+            (
+                "activity: holder",
+                conversation(Active, Some(2)).check_agent_activity(2),
+                OK,
+            ),
+            (
+                "activity: other agent",
+                conversation(Active, Some(2)).check_agent_activity(5),
+                TAKEN,
+            ),
+            (
+                "activity: waiting",
+                conversation(Waiting, None).check_agent_activity(5),
+                OK,
+            ),
+            (
+                "activity: closed, other agent",
+                conversation(Closed, Some(2)).check_agent_activity(5),
+                OK,
+            ),
+        ]);
+        assert!(wrong.is_empty(), "{wrong}");
+    }
+
+    #[test]
+    fn closing() {
+        let wrong = mismatches(vec![
+            (
+                "close: waiting",
+                conversation(Waiting, None).check_close(),
+                OK,
+            ),
+            (
+                "close: active",
+                conversation(Active, Some(2)).check_close(),
+                OK,
+            ),
+            (
+                "close: closed",
+                conversation(Closed, Some(2)).check_close(),
+                CLOSED,
+            ),
+            (
+                "waiting, any agent",
+                conversation(Waiting, None).check_close_by(5, false),
+                OK,
+            ),
+            (
+                "active, holder",
+                conversation(Active, Some(2)).check_close_by(2, false),
+                OK,
+            ),
+            (
+                "active, other agent",
+                conversation(Active, Some(2)).check_close_by(5, false),
+                TAKEN,
+            ),
+            (
+                "active, admin",
+                conversation(Active, Some(2)).check_close_by(5, true),
+                OK,
+            ),
+            (
+                "closed, holder",
+                conversation(Closed, Some(2)).check_close_by(2, false),
+                CLOSED,
+            ),
+            (
+                "closed, admin",
+                conversation(Closed, Some(2)).check_close_by(5, true),
+                CLOSED,
+            ),
+        ]);
+        assert!(wrong.is_empty(), "{wrong}");
+    }
+
+    #[test]
+    fn statuses_read_and_write_as_the_guide_spells_them() {
+        for (status, text) in [(Waiting, "waiting"), (Active, "active"), (Closed, "closed")] {
+            assert_eq!(status.as_str(), text);
+            assert_eq!(status.to_string(), text);
+            assert_eq!(ConversationStatus::parse(text), Some(status));
+        }
+        assert_eq!(ConversationStatus::parse("Waiting"), None);
+        assert_eq!(ConversationStatus::parse(""), None);
     }
 
     #[test]
     fn serialises_like_the_guide() {
-        let json = serde_json::to_value(conversation(ConversationStatus::Active, Some(2)))
-            .unwrap_or_default();
+        let json = serde_json::to_value(conversation(Active, Some(2))).unwrap_or_default();
         assert_eq!(
             json,
             serde_json::json!({

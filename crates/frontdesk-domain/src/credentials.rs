@@ -79,5 +79,12 @@ mod tests {
         assert_ne!(a.hash(), b.hash());
         assert!(!a.hash().as_str().contains(&a.expose()[4..]));
         assert_eq!(format!("{a:?}"), "Secret(..)");
+        // The stored form is the hex SHA-256 of the secret's text.
+        assert_eq!(
+            Secret::presented("abc").hash().as_str(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let stored = SecretHash::from_stored("00ff".into());
+        assert_eq!(stored.as_str(), "00ff");
     }
 }

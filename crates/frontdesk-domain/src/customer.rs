@@ -218,6 +218,11 @@ mod tests {
         assert!(CustomerId::parse("").is_err());
         assert!(CustomerId::parse("has space").is_err());
         assert!(CustomerId::parse("a/b").is_err());
+        assert_eq!(
+            CustomerId::parse(&"x".repeat(128)).map(|id| id.to_string()),
+            Ok("x".repeat(128)),
+            "128 characters is the limit, inclusive"
+        );
         assert!(CustomerId::parse(&"x".repeat(129)).is_err());
         assert!(CustomerId::parse("bot").is_err());
         assert!(CustomerId::parse("agent-2").is_err());
@@ -259,6 +264,38 @@ mod tests {
             Some(&Patch::Set(date!(1990 - 01 - 15)))
         );
         assert!(matches!(changes.map(|c| &c.flashback), Some(Patch::Set(_))));
+    }
+
+    #[test]
+    fn the_profile_follows_the_birthdate() {
+        let changes = |body: &str| {
+            let patch: CustomerPatch =
+                serde_json::from_str(body).unwrap_or_else(|e| panic!("{body}: {e}"));
+            patch
+                .validate(TODAY)
+                .map(|c| (c.birthdate, c.flashback))
+                .unwrap_or_else(|e| panic!("{body}: {e}"))
+        };
+        let guide = Flashback::compute(date!(1990 - 01 - 15), TODAY);
+        assert!(guide.is_some(), "the guide's customer has a profile");
+        assert_eq!(
+            changes(r#"{"birthdate":"1990-01-15"}"#),
+            (
+                Patch::Set(date!(1990 - 01 - 15)),
+                guide.map_or(Patch::Keep, Patch::Set)
+            )
+        );
+        // Too young (second event in January 2043): the birthdate is stored, and an older
+        // profile is removed rather than kept.
+        assert_eq!(
+            changes(r#"{"birthdate":"2020-06-01"}"#),
+            (Patch::Set(date!(2020 - 06 - 01)), Patch::Clear)
+        );
+        assert_eq!(
+            changes(r#"{"birthdate":null}"#),
+            (Patch::Clear, Patch::Clear)
+        );
+        assert_eq!(changes(r#"{"name":"Ann"}"#), (Patch::Keep, Patch::Keep));
     }
 
     #[test]

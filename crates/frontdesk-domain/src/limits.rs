@@ -21,3 +21,17 @@ pub const EMAIL_MAX_CHARS: usize = 254;
 pub const PAGE_MAX_MESSAGES: i64 = 1_000;
 /// A customer session token lives this long.
 pub const CUSTOMER_SESSION_SECONDS: i64 = 60 * 60;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The numbers contract.md states, written out: a change here is a change of contract.
+    #[test]
+    fn the_contracts_numbers() {
+        assert_eq!((CONTENT_MIN_CHARS, CONTENT_MAX_CHARS), (1, 10_000));
+        assert_eq!(METADATA_MAX_BYTES, 16_384, "16 KiB");
+        assert_eq!(BODY_MAX_BYTES, 65_536, "64 KiB");
+        assert_eq!(CUSTOMER_SESSION_SECONDS, 3_600, "one hour");
+    }
+}

@@ -255,6 +255,84 @@ mod tests {
     }
 
     #[test]
+    fn metadata_may_be_16_kib_exactly() {
+        // `{"v":"` + text + `"}` is 8 bytes more than the text.
+        let sized = |bytes: usize| {
+            let mut map = Metadata::new();
+            map.insert("v".into(), Value::String("x".repeat(bytes - 8)));
+            MessageDraft::new(1, customer(), "hi".into(), Some(map), None).map_err(|e| e.field)
+        };
+        assert!(sized(16_384).is_ok());
+        assert_eq!(sized(16_385).err(), Some("metadata"));
+    }
+
+    #[test]
+    fn client_message_ids() {
+        let draft = |id: String| {
+            MessageDraft::new(1, customer(), "hi".into(), None, Some(id.clone()))
+                .map(|d| d.client_message_id)
+                .map_err(|e| e.field)
+        };
+        assert_eq!(draft("a".into()), Ok(Some("a".into())));
+        assert_eq!(draft("é".repeat(128)), Ok(Some("é".repeat(128))));
+        for bad in [
+            String::new(),
+            "x".repeat(129),
+            "a\nb".into(),
+            "\u{7f}".into(),
+        ] {
+            assert_eq!(draft(bad.clone()), Err("clientMessageId"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_retry_is_the_same_conversation_sender_content_and_metadata() {
+        let mut metadata = Metadata::new();
+        metadata.insert("k".into(), Value::from(1));
+        let draft = MessageDraft::new(
+            1,
+            customer(),
+            "hi".into(),
+            Some(metadata.clone()),
+            Some("c-1".into()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let stored = Message {
+            id: 9,
+            conversation_id: 1,
+            sender: customer(),
+            content: "hi".into(),
+            is_from_agent: false,
+            timestamp: Timestamp::new(datetime!(2023-01-01 00:00:05 UTC)),
+            read_status: true,
+            metadata: Some(metadata),
+            client_message_id: Some("c-1".into()),
+        };
+        assert!(draft.is_same_as(&stored));
+        let differs = [
+            Message {
+                conversation_id: 2,
+                ..stored.clone()
+            },
+            Message {
+                sender: Sender::Bot,
+                ..stored.clone()
+            },
+            Message {
+                content: "hi!".into(),
+                ..stored.clone()
+            },
+            Message {
+                metadata: None,
+                ..stored.clone()
+            },
+        ];
+        for other in differs {
+            assert!(!draft.is_same_as(&other), "{other:?}");
+        }
+    }
+
+    #[test]
     fn senders_round_trip() {
         for sender in [customer(), Sender::Agent(2), Sender::Bot] {
             let text = sender.to_string();

@@ -127,6 +127,11 @@ mod tests {
             reg(&"x".repeat(201), "a.com").map_err(|e| e.field),
             Err("name")
         );
+        assert_eq!(
+            reg(&"x".repeat(200), "a.com").map(|r| r.name.len()),
+            Ok(200),
+            "200 characters is the limit, inclusive"
+        );
     }
 
     #[test]

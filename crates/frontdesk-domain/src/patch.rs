@@ -43,3 +43,21 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_clear_and_set() {
+        assert_eq!(Patch::Set(2).map(|v| v * 10), Patch::Set(20));
+        assert_eq!(Patch::<i32>::Clear.map(|v| v * 10), Patch::Clear);
+        assert_eq!(Patch::<i32>::Keep.map(|v| v * 10), Patch::Keep);
+        assert_eq!(Patch::Set(2).into_change(), Some(Some(2)));
+        assert_eq!(Patch::<i32>::Clear.into_change(), Some(None));
+        assert_eq!(Patch::<i32>::Keep.into_change(), None);
+        assert!(Patch::<i32>::Keep.is_keep());
+        assert!(!Patch::<i32>::Clear.is_keep());
+        assert!(!Patch::Set(2).is_keep());
+    }
+}

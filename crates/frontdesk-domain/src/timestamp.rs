@@ -82,6 +82,7 @@ mod tests {
     fn writes_milliseconds_and_z() {
         let ts = Timestamp::new(datetime!(2023-01-01 00:00:05.123456789 UTC));
         assert_eq!(ts.to_iso(), "2023-01-01T00:00:05.123Z");
+        assert_eq!(ts.to_string(), "2023-01-01T00:00:05.123Z");
         let zero = Timestamp::new(datetime!(2023-01-01 00:00:00 UTC));
         assert_eq!(
             serde_json::to_string(&zero).ok().as_deref(),

@@ -147,6 +147,117 @@ mod tests {
         }
     }
 
+    fn database(kind: DatabaseErrorKind, message: &str) -> DieselError {
+        DieselError::DatabaseError(kind, Box::new(message.to_owned()))
+    }
+
+    /// The variant and its text, for comparison (diesel's errors are not `PartialEq`).
+    fn shown(error: &StoreError) -> String {
+        let variant = match error {
+            StoreError::NotFound(_) => "NotFound",
+            StoreError::Duplicate(_) => "Duplicate",
+            StoreError::Rule(_) => "Rule",
+            StoreError::Unavailable(_) => "Unavailable",
+            StoreError::Busy(_) => "Busy",
+            StoreError::RowLocked(_) => "RowLocked",
+            StoreError::StorageFull(_) => "StorageFull",
+            StoreError::Config(_) => "Config",
+            StoreError::Migration(_) => "Migration",
+            StoreError::Corrupt(_) => "Corrupt",
+            StoreError::Database(_) => "Database",
+        };
+        format!("{variant}: {error}")
+    }
+
+    #[test]
+    fn diesel_errors_map_to_what_the_server_answers() {
+        let cases = [
+            (DieselError::NotFound, "NotFound: row not found"),
+            (
+                database(DatabaseErrorKind::ClosedConnection, "server closed"),
+                "Unavailable: database unavailable: server closed",
+            ),
+            (
+                database(DatabaseErrorKind::UnableToSendCommand, "no route"),
+                "Unavailable: database unavailable: no route",
+            ),
+            (
+                database(DatabaseErrorKind::Unknown, "database is locked"),
+                "Busy: database busy: database is locked",
+            ),
+            (
+                database(DatabaseErrorKind::Unknown, "some other failure"),
+                "Database: database error: some other failure",
+            ),
+            (
+                database(DatabaseErrorKind::UniqueViolation, "duplicate key"),
+                "Database: database error: duplicate key",
+            ),
+            (
+                DieselError::BrokenTransactionManager,
+                "Unavailable: database unavailable: connection left in a broken transaction",
+            ),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(shown(&StoreError::from(error)), expected);
+        }
+        let closed: diesel_async::pooled_connection::deadpool::PoolError =
+            deadpool::managed::PoolError::Closed;
+        let text = closed.to_string();
+        assert_eq!(
+            shown(&StoreError::from(closed)),
+            format!("Unavailable: database unavailable: {text}")
+        );
+    }
+
+    #[test]
+    fn only_database_wide_failures_fail_a_whole_batch() {
+        let unique = || StoreError::from(database(DatabaseErrorKind::UniqueViolation, "dup"));
+        let cases = [
+            (StoreError::Unavailable("x".into()), true),
+            (StoreError::Busy("x".into()), true),
+            (StoreError::StorageFull("x".into()), true),
+            (StoreError::RowLocked("x".into()), false),
+            (StoreError::NotFound("row"), false),
+            (StoreError::Corrupt("x".into()), false),
+            (unique(), false),
+        ];
+        for (error, shared) in cases {
+            assert_eq!(error.is_shared_by_all(), shared, "{}", shown(&error));
+        }
+        assert!(unique().is_unique_violation());
+        assert!(
+            !StoreError::from(database(DatabaseErrorKind::Unknown, "dup")).is_unique_violation()
+        );
+        assert!(!StoreError::Duplicate("email").is_unique_violation());
+    }
+
+    #[test]
+    fn a_failed_batch_replicates_its_failure_for_every_append() {
+        let cases = [
+            (StoreError::Busy("b".into()), "Busy: database busy: b"),
+            (
+                StoreError::StorageFull("f".into()),
+                "StorageFull: storage full: f",
+            ),
+            (
+                StoreError::RowLocked("r".into()),
+                "RowLocked: row locked: r",
+            ),
+            (
+                StoreError::Unavailable("u".into()),
+                "Unavailable: database unavailable: u",
+            ),
+            (
+                StoreError::Corrupt("c".into()),
+                "Unavailable: database unavailable: corrupt row: c",
+            ),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(shown(&error.replicate()), expected);
+        }
+    }
+
     #[test]
     fn the_database_states_are_told_apart_from_bad_rows() {
         assert_eq!(kind("database is locked"), "busy");
