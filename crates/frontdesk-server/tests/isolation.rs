@@ -324,9 +324,12 @@ async fn handshake(server: &Server, query: &str) -> (StatusCode, Value) {
 /// `401 invalid_credentials` on every route it worked on, and on the WebSocket handshake.
 async fn an_expired_customer_session_is_refused(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let server = Server::start_with(&db, &[("FRONTDESK_CUSTOMER_SESSION_SECS", "1")]).await;
+    // Long enough that the proof it works while it lasts fits on a loaded machine.
+    let lifetime = std::time::Duration::from_secs(4);
+    let server = Server::start_with(&db, &[("FRONTDESK_CUSTOMER_SESSION_SECS", "4")]).await;
     let a = server.register("A").await;
     let conversation = server.conversation(&a, "customer-1").await;
+    let issued = tokio::time::Instant::now();
     let token = server.session(&a, "customer-1").await;
     let message =
         json!({"conversationId": conversation, "senderId": "customer-1", "content": "in time"});
@@ -336,7 +339,7 @@ async fn an_expired_customer_session_is_refused(backend: Backend) {
         .await
         .close()
         .await;
-    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    tokio::time::sleep_until(issued + lifetime + std::time::Duration::from_millis(500)).await;
 
     let late = json!({"conversationId": conversation, "senderId": "customer-1", "content": "late"});
     for (method, path, body) in [

@@ -375,7 +375,7 @@ mod tests {
     /// docs/architecture.md's power-loss claim rests on `synchronous = FULL` (2) on every
     /// connection that commits, not only on the first one the pool opens: every connection the
     /// pool can hold is checked out at once (after the group-commit writer has committed through
-    /// one), as is one of the pools the writer and the server's workers are given.
+    /// one), and the pools the writer and the server's workers are given.
     #[tokio::test]
     async fn every_pooled_sqlite_connection_syncs_fully() {
         const SIZE: usize = 4;
@@ -437,6 +437,8 @@ mod tests {
         // All of them at once: the pool at its full size, each connection a different one.
         assert_eq!(pool.status().size, SIZE);
         drop(held);
+        // On SQLite the writer and the workers share this pool today; checking them keeps the
+        // claim true if they are ever given pools of their own.
         for (what, other) in [
             ("the writer's", store.pool.dedicated(&url, 1)),
             ("a worker's", store.pool.dedicated(&url, SIZE)),

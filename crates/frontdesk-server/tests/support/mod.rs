@@ -111,3 +111,18 @@ pub fn error_code(body: &Value) -> String {
         .unwrap_or_else(|| panic!("no error.code in {body}"))
         .to_owned()
 }
+
+/// The server's own shutdown lines, in order: it began stopping, then it stopped (actix's
+/// "accept thread stopped" is not the server saying it is done).
+pub fn assert_stopped_in_order(log: &str) {
+    let lines: Vec<&str> = log.lines().collect();
+    let stopping = lines
+        .iter()
+        .position(|l| l.ends_with(": stopping: closing WebSockets, finishing in-flight requests"))
+        .unwrap_or_else(|| panic!("no shutdown line in the log:\n{log}"));
+    let stopped = lines
+        .iter()
+        .rposition(|l| l.trim_end().ends_with(": stopped"))
+        .unwrap_or_else(|| panic!("no \"stopped\" line in the log:\n{log}"));
+    assert!(stopped > stopping, "\"stopped\" before stopping:\n{log}");
+}
