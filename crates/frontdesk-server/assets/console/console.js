@@ -337,7 +337,8 @@
       merged.customer = local.customer;
       merged.needsCustomer = false;
     }
-    if (fresh.needsFirst && local.firstMessage) merged.needsFirst = false;
+    // Once the first message was fetched (or found not yet written), messages keep it current.
+    if (fresh.needsFirst && (local.firstMessage || !local.needsFirst)) merged.needsFirst = false;
     state.convs.set(fresh.id, merged);
   }
 
@@ -402,8 +403,10 @@
         if (customer.partner && !current.partner) current.partner = customer.partner;
         current.needsCustomer = false;
       }
-      if (first && first.length) {
-        current.firstMessage = earlier(current.firstMessage, first[0]);
+      if (first) {
+        // None yet: the first is the earliest to arrive since (live events keep it current).
+        const held = Array.from(messagesOf(conv.id).values()).sort(byId)[0];
+        current.firstMessage = earlier(current.firstMessage, first[0] || held);
         current.needsFirst = false;
       }
       renderAll();
