@@ -779,6 +779,32 @@ async fn the_console_shows_what_happens_around_the_agent() {
         .await;
     page.run("window.__older = false; return null;").await;
 
+    // Another agent takes the open conversation while the live connection is down, and the
+    // console learns it from a fresh look at it before the event: the agent is still told
+    // once the event arrives.
+    page.run(
+        "document.querySelectorAll('#toasts .toast-close').forEach((b) => b.click()); return null;",
+    )
+    .await;
+    page.wait_count("#toasts .toast", 0).await;
+    page.click(&fifth_item).await;
+    page.wait_text("#chat-banner", "Take the conversation to reply.")
+        .await;
+    relay.cut_websockets();
+    page.wait_text("#connection-text", "Reconnecting…").await;
+    server.assign(&bea, fifth).await;
+    page.click(&fifth_item).await;
+    page.wait_text(
+        "#chat-banner",
+        "Another agent is handling this conversation.",
+    )
+    .await;
+    relay.restore();
+    page.wait_live_again().await;
+    page.wait_toast("Another agent took this conversation.")
+        .await;
+    page.wait_count(&fifth_item, 0).await;
+
     // A reply written offline into a conversation that gets closed meanwhile: refused, and
     // shown so, never as sent.
     page.click(&mine).await;
