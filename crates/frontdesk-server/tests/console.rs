@@ -524,6 +524,9 @@ const HTML_NAME: &str = "<i>Bob</i> Martin";
 const THIRD_CUSTOMER: &str = "cyd-3001";
 const THIRD_FIRST: &str = "Do you ship to Norway?";
 const REFUSED: &str = "I'll look into it right away.";
+const FOURTH_CUSTOMER: &str = "dan-4002";
+const FOURTH_FIRST: &str = "Is the blue one back in stock?";
+const FIFTH_CUSTOMER: &str = "eve-5003";
 
 /// What the agent sees when things happen around it: messages in history order (live, after a
 /// reload, after a server restart), HTML shown as text, the "Reconnecting…" badge while the
@@ -729,6 +732,78 @@ async fn the_console_shows_what_happens_around_the_agent() {
         "Another agent is handling this conversation.",
     )
     .await;
+
+    // An older server lists conversations without their first message: the console fetches
+    // it once. For one opened before its first message that finds none, the message written
+    // next still shows, even after another refresh of the lists in between (the fifth
+    // conversation's arrival).
+    page.run(
+        "window.__older = true; const inner = window.fetch; window.fetch = async (...args) => { \
+         const url = String(args[0]); \
+         if (!window.__older || !url.includes('/api/agent/conversations?status=')) return inner(...args); \
+         window.__inflight += 1; \
+         try { const response = await inner(...args); const list = JSON.parse(await response.text()); \
+         for (const conv of list) delete conv.firstMessage; \
+         return new Response(JSON.stringify(list), { status: response.status, headers: response.headers }); \
+         } finally { window.__inflight -= 1; } }; return null;",
+    )
+    .await;
+    let fourth = server.conversation(&partner, FOURTH_CUSTOMER).await;
+    let fourth_item = format!("#queue-list .conv[data-id='{fourth}']");
+    page.wait_text(&format!("{fourth_item} .conv-name"), FOURTH_CUSTOMER)
+        .await;
+    page.wait_text(&format!("{fourth_item} .conv-preview"), "No messages yet")
+        .await;
+    page.wait_script(
+        "the console's requests to finish",
+        "return window.__inflight;",
+        Value::Null,
+        json!(0),
+    )
+    .await;
+    let fifth = server.conversation(&partner, FIFTH_CUSTOMER).await;
+    let fifth_item = format!("#queue-list .conv[data-id='{fifth}']");
+    page.wait_text(&format!("{fifth_item} .conv-name"), FIFTH_CUSTOMER)
+        .await;
+    page.wait_script(
+        "the console's requests to finish",
+        "return window.__inflight;",
+        Value::Null,
+        json!(0),
+    )
+    .await;
+    server
+        .say(&partner, fourth, FOURTH_CUSTOMER, FOURTH_FIRST)
+        .await;
+    page.wait_text(&format!("{fourth_item} .conv-preview"), FOURTH_FIRST)
+        .await;
+    page.run("window.__older = false; return null;").await;
+
+    // Another agent takes the open conversation while the live connection is down, and the
+    // console learns it from a fresh look at it before the event: the agent is still told
+    // once the event arrives.
+    page.run(
+        "document.querySelectorAll('#toasts .toast-close').forEach((b) => b.click()); return null;",
+    )
+    .await;
+    page.wait_count("#toasts .toast", 0).await;
+    page.click(&fifth_item).await;
+    page.wait_text("#chat-banner", "Take the conversation to reply.")
+        .await;
+    relay.cut_websockets();
+    page.wait_text("#connection-text", "Reconnecting…").await;
+    server.assign(&bea, fifth).await;
+    page.click(&fifth_item).await;
+    page.wait_text(
+        "#chat-banner",
+        "Another agent is handling this conversation.",
+    )
+    .await;
+    relay.restore();
+    page.wait_live_again().await;
+    page.wait_toast("Another agent took this conversation.")
+        .await;
+    page.wait_count(&fifth_item, 0).await;
 
     // A reply written offline into a conversation that gets closed meanwhile: refused, and
     // shown so, never as sent.

@@ -55,6 +55,8 @@
     typingFor: null,
     typingIdleTimer: null,
     backfilled: new Set(),
+    /** Conversations whose refused take already said another agent took them. */
+    toldElsewhere: new Set(),
   };
 
   // ---------------------------------------------------------------------------------------
@@ -337,7 +339,8 @@
       merged.customer = local.customer;
       merged.needsCustomer = false;
     }
-    if (fresh.needsFirst && local.firstMessage) merged.needsFirst = false;
+    // Once the first message was fetched (or found not yet written), messages keep it current.
+    if (fresh.needsFirst && (local.firstMessage || !local.needsFirst)) merged.needsFirst = false;
     state.convs.set(fresh.id, merged);
   }
 
@@ -402,8 +405,10 @@
         if (customer.partner && !current.partner) current.partner = customer.partner;
         current.needsCustomer = false;
       }
-      if (first && first.length) {
-        current.firstMessage = earlier(current.firstMessage, first[0]);
+      if (first) {
+        // None yet: the first is the earliest to arrive since (live events keep it current).
+        const held = Array.from(messagesOf(conv.id).values()).sort(byId)[0];
+        current.firstMessage = earlier(current.firstMessage, first[0] || held);
         current.needsFirst = false;
       }
       renderAll();
@@ -669,8 +674,6 @@
     if (typeof id !== 'number') return;
     if (cursor !== null) state.statusSeen.set(id, cursor);
     let conv = state.convs.get(id);
-    // Already known to be with another agent (a refused take said so): no second notice.
-    const knownElsewhere = !!conv && conv.status === 'active' && !isMine(conv);
     if (!conv) {
       conv = placeholder(id, payload.status, payload.agentId);
       if (!isListed(conv) && id !== state.openId) return;
@@ -686,8 +689,10 @@
         state.detail.status = conv.status;
         state.detail.agentId = conv.agentId;
       }
-      if (conv.status === 'active' && !isMine(conv) && !wasMine && !knownElsewhere) {
-        toast('Another agent took this conversation.', 'info');
+      if (conv.status === 'active' && !isMine(conv) && !wasMine) {
+        // Once only: a refused take may have said so already (a snapshot ahead of this event
+        // has not: it changes the banner silently).
+        if (!state.toldElsewhere.delete(id)) toast('Another agent took this conversation.', 'info');
       } else if (conv.status === 'closed' && wasMine) {
         announce('The conversation is closed.');
       }
@@ -903,6 +908,7 @@
     } catch (error) {
       if (error.code === 'assigned_elsewhere') {
         toast('Another agent took this conversation first.', 'info');
+        state.toldElsewhere.add(id);
         loadDetail(id);
         refreshLists();
       } else if (error.status !== 401) {
@@ -1310,6 +1316,7 @@
       readSent: new Map(),
       typing: new Map(),
       backfilled: new Set(),
+      toldElsewhere: new Set(),
       openId: null,
       detail: null,
       cursor: null,
