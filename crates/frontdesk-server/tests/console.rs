@@ -18,7 +18,7 @@ use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{Backend, Server, TestDb, WsClient};
+use support::{Backend, Partner, Server, TestDb, WsClient};
 
 /// How long the console may take to show what the test expects.
 const WAIT: Duration = Duration::from_secs(10);
@@ -678,19 +678,7 @@ async fn the_console_shows_what_happens_around_the_agent() {
          return fetch(...args).finally(() => { window.__inflight -= 1; }); }; } return null;",
     )
     .await;
-    let third = server.conversation(&partner, THIRD_CUSTOMER).await;
-    let third_item = format!("#queue-list .conv[data-id='{third}']");
-    page.wait_text(&format!("{third_item} .conv-name"), THIRD_CUSTOMER)
-        .await;
-    page.wait_text(&format!("{third_item} .conv-preview"), "No messages yet")
-        .await;
-    page.wait_script(
-        "the console's requests to finish",
-        "return window.__inflight;",
-        Value::Null,
-        json!(0),
-    )
-    .await;
+    let (third, third_item) = empty_in_the_queue(&page, &server, &partner, THIRD_CUSTOMER).await;
     server
         .say(&partner, third, THIRD_CUSTOMER, THIRD_FIRST)
         .await;
@@ -748,19 +736,7 @@ async fn the_console_shows_what_happens_around_the_agent() {
          } finally { window.__inflight -= 1; } }; return null;",
     )
     .await;
-    let fourth = server.conversation(&partner, FOURTH_CUSTOMER).await;
-    let fourth_item = format!("#queue-list .conv[data-id='{fourth}']");
-    page.wait_text(&format!("{fourth_item} .conv-name"), FOURTH_CUSTOMER)
-        .await;
-    page.wait_text(&format!("{fourth_item} .conv-preview"), "No messages yet")
-        .await;
-    page.wait_script(
-        "the console's requests to finish",
-        "return window.__inflight;",
-        Value::Null,
-        json!(0),
-    )
-    .await;
+    let (fourth, fourth_item) = empty_in_the_queue(&page, &server, &partner, FOURTH_CUSTOMER).await;
     let fifth = server.conversation(&partner, FIFTH_CUSTOMER).await;
     let fifth_item = format!("#queue-list .conv[data-id='{fifth}']");
     page.wait_text(&format!("{fifth_item} .conv-name"), FIFTH_CUSTOMER)
@@ -848,6 +824,31 @@ async fn the_console_shows_what_happens_around_the_agent() {
 }
 
 /// "Waiting 12s", "Waiting 3m", "Waiting 1h 5m".
+/// Opens a conversation for `customer` with no message yet, and waits until the queue shows it
+/// as such and the console's requests have all come back (`window.__inflight`, counted by a
+/// fetch wrapper the test installs): what the customer writes next reaches a settled page.
+async fn empty_in_the_queue(
+    page: &Page,
+    server: &Server,
+    partner: &Partner,
+    customer: &str,
+) -> (i64, String) {
+    let conversation = server.conversation(partner, customer).await;
+    let item = format!("#queue-list .conv[data-id='{conversation}']");
+    page.wait_text(&format!("{item} .conv-name"), customer)
+        .await;
+    page.wait_text(&format!("{item} .conv-preview"), "No messages yet")
+        .await;
+    page.wait_script(
+        "the console's requests to finish",
+        "return window.__inflight;",
+        Value::Null,
+        json!(0),
+    )
+    .await;
+    (conversation, item)
+}
+
 fn is_waiting_time(text: &str) -> bool {
     let Some(rest) = text.strip_prefix("Waiting ") else {
         return false;
