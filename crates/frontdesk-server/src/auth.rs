@@ -9,7 +9,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 use frontdesk_domain::credentials::prefix;
 use frontdesk_domain::{Agent, Partner, PartnerId, Secret, Viewer};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 /// The token of `Authorization: Bearer <token>`, if the header is there.
@@ -24,22 +24,25 @@ pub fn bearer(request: &HttpRequest) -> Result<Option<Secret>, ApiError> {
         {
             Ok(Some(Secret::presented(token.trim())))
         }
-        _ => Err(ApiError::unauthorized(
-            "invalid_credentials",
+        _ => Err(ApiError::new(
+            ErrorCode::InvalidCredentials,
             "the Authorization header must be `Bearer <token>`",
         )),
     }
 }
 
 fn missing() -> ApiError {
-    ApiError::unauthorized(
-        "missing_credentials",
+    ApiError::new(
+        ErrorCode::MissingCredentials,
         "send `Authorization: Bearer <your API key>`",
     )
 }
 
 fn invalid() -> ApiError {
-    ApiError::unauthorized("invalid_credentials", "the token is unknown or expired")
+    ApiError::new(
+        ErrorCode::InvalidCredentials,
+        "the token is unknown or expired",
+    )
 }
 
 pub(crate) fn state(request: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
@@ -124,8 +127,8 @@ impl FromRequest for AgentAuth {
         let request = request.clone();
         Box::pin(async move {
             let token = bearer(&request)?.ok_or_else(|| {
-                ApiError::unauthorized(
-                    "missing_credentials",
+                ApiError::new(
+                    ErrorCode::MissingCredentials,
                     "send `Authorization: Bearer <agent token>` from POST /api/agent/login",
                 )
             })?;

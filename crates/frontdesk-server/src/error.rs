@@ -6,10 +6,80 @@ use frontdesk_domain::{DomainError, ValidationError};
 use frontdesk_store::StoreError;
 use serde::Serialize;
 
+/// Every error code a client can be sent, over HTTP or in a WebSocket `error` frame, with its
+/// HTTP status: the wire's whole error vocabulary, in one table.
+macro_rules! error_codes {
+    ($($variant:ident = $code:literal, $status:ident;)*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $($variant,)*
+        }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The `snake_case` code clients match on.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                }
+            }
+
+            pub const fn status(self) -> StatusCode {
+                match self {
+                    $(ErrorCode::$variant => StatusCode::$status,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    MalformedJson = "malformed_json", BAD_REQUEST;
+    InvalidField = "invalid_field", BAD_REQUEST;
+    InvalidPath = "invalid_path", BAD_REQUEST;
+    InvalidQuery = "invalid_query", BAD_REQUEST;
+    NotAWebsocket = "not_a_websocket", BAD_REQUEST;
+    // Sent only in WebSocket `error` frames; the status is what they would be over HTTP.
+    MalformedFrame = "malformed_frame", BAD_REQUEST;
+    FrameTooLarge = "frame_too_large", PAYLOAD_TOO_LARGE;
+    MissingCredentials = "missing_credentials", UNAUTHORIZED;
+    InvalidCredentials = "invalid_credentials", UNAUTHORIZED;
+    AdminTokenRequired = "admin_token_required", UNAUTHORIZED;
+    Forbidden = "forbidden", FORBIDDEN;
+    RouteNotFound = "route_not_found", NOT_FOUND;
+    NotFound = "not_found", NOT_FOUND;
+    ConversationNotFound = "conversation_not_found", NOT_FOUND;
+    CustomerNotFound = "customer_not_found", NOT_FOUND;
+    AgentNotFound = "agent_not_found", NOT_FOUND;
+    PartnerNotFound = "partner_not_found", NOT_FOUND;
+    RequestTimeout = "request_timeout", REQUEST_TIMEOUT;
+    ConversationClosed = "conversation_closed", CONFLICT;
+    AssignedElsewhere = "assigned_elsewhere", CONFLICT;
+    IdempotencyConflict = "idempotency_conflict", CONFLICT;
+    InvalidTransition = "invalid_transition", CONFLICT;
+    AlreadyExists = "already_exists", CONFLICT;
+    PayloadTooLarge = "payload_too_large", PAYLOAD_TOO_LARGE;
+    InvalidValue = "invalid_value", UNPROCESSABLE_ENTITY;
+    RateLimited = "rate_limited", TOO_MANY_REQUESTS;
+    TooManyConnections = "too_many_connections", TOO_MANY_REQUESTS;
+    InternalError = "internal_error", INTERNAL_SERVER_ERROR;
+    DatabaseUnavailable = "database_unavailable", SERVICE_UNAVAILABLE;
+    DatabaseBusy = "database_busy", SERVICE_UNAVAILABLE;
+    StorageFull = "storage_full", SERVICE_UNAVAILABLE;
+    Busy = "busy", SERVICE_UNAVAILABLE;
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     /// The offending field, for validation errors.
     pub field: Option<&'static str>,
@@ -31,9 +101,10 @@ struct Inner<'a> {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with its code's status.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
+            status: code.status(),
             code,
             message: message.into(),
             field: None,
@@ -41,35 +112,18 @@ impl ApiError {
         }
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, code, message)
-    }
-
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
-    }
-
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, message)
+        Self::new(ErrorCode::Forbidden, message)
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "database_unavailable",
-            message,
-        )
+        Self::new(ErrorCode::DatabaseUnavailable, message)
     }
 
     /// 503 `storage_full`: writes fail for lack of space until an operator frees some.
     pub fn storage_full() -> Self {
         let mut error = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage_full",
+            ErrorCode::StorageFull,
             "the server's storage is full; nothing can be stored until space is freed",
         );
         error.retry_after = Some(30);
@@ -77,15 +131,14 @@ impl ApiError {
     }
 
     pub fn too_many_requests(message: impl Into<String>, wait: std::time::Duration) -> Self {
-        let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        let mut error = Self::new(ErrorCode::RateLimited, message);
         error.retry_after = Some(wait.as_secs().max(1));
         error
     }
 
     fn internal() -> Self {
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            ErrorCode::InternalError,
             "something went wrong on our side; it has been logged",
         )
     }
@@ -130,7 +183,7 @@ impl ResponseError for ApiError {
         }
         response.json(Body {
             error: Inner {
-                code: self.code,
+                code: self.code.as_str(),
                 message: &self.message,
                 field: self.field,
             },
@@ -140,23 +193,15 @@ impl ResponseError for ApiError {
 
 impl From<crate::password_gate::HashingBusy> for ApiError {
     fn from(busy: crate::password_gate::HashingBusy) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            format!("{busy}; try again shortly"),
-        )
+        Self::new(ErrorCode::Busy, format!("{busy}; try again shortly"))
     }
 }
 
 impl From<ValidationError> for ApiError {
     fn from(error: ValidationError) -> Self {
-        Self {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "invalid_value",
-            message: error.to_string(),
-            field: Some(error.field),
-            retry_after: None,
-        }
+        let mut api = Self::new(ErrorCode::InvalidValue, error.to_string());
+        api.field = Some(error.field);
+        api
     }
 }
 
@@ -165,18 +210,10 @@ impl From<DomainError> for ApiError {
         let message = error.to_string();
         match error {
             DomainError::Invalid(invalid) => invalid.into(),
-            DomainError::ConversationClosed => {
-                Self::new(StatusCode::CONFLICT, "conversation_closed", message)
-            }
-            DomainError::AssignedElsewhere => {
-                Self::new(StatusCode::CONFLICT, "assigned_elsewhere", message)
-            }
-            DomainError::IdempotencyMismatch => {
-                Self::new(StatusCode::CONFLICT, "idempotency_conflict", message)
-            }
-            DomainError::Transition { .. } => {
-                Self::new(StatusCode::CONFLICT, "invalid_transition", message)
-            }
+            DomainError::ConversationClosed => Self::new(ErrorCode::ConversationClosed, message),
+            DomainError::AssignedElsewhere => Self::new(ErrorCode::AssignedElsewhere, message),
+            DomainError::IdempotencyMismatch => Self::new(ErrorCode::IdempotencyConflict, message),
+            DomainError::Transition { .. } => Self::new(ErrorCode::InvalidTransition, message),
             DomainError::Forbidden(why) => Self::forbidden(why),
         }
     }
@@ -185,22 +222,20 @@ impl From<DomainError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::NotFound(what) => Self::not_found(
+            StoreError::NotFound(what) => Self::new(
                 match what {
-                    "conversation" => "conversation_not_found",
-                    "customer" => "customer_not_found",
-                    "agent" => "agent_not_found",
-                    "partner" => "partner_not_found",
-                    _ => "not_found",
+                    "conversation" => ErrorCode::ConversationNotFound,
+                    "customer" => ErrorCode::CustomerNotFound,
+                    "agent" => ErrorCode::AgentNotFound,
+                    "partner" => ErrorCode::PartnerNotFound,
+                    _ => ErrorCode::NotFound,
                 },
                 format!("{what} not found"),
             ),
             StoreError::Rule(rule) => rule.into(),
-            StoreError::Duplicate(what) => Self::new(
-                StatusCode::CONFLICT,
-                "already_exists",
-                format!("{what} already in use"),
-            ),
+            StoreError::Duplicate(what) => {
+                Self::new(ErrorCode::AlreadyExists, format!("{what} already in use"))
+            }
             StoreError::Unavailable(why) => {
                 tracing::warn!(%why, "database unavailable");
                 Self::unavailable("the database is not answering; try again shortly")
@@ -208,8 +243,7 @@ impl From<StoreError> for ApiError {
             StoreError::Busy(why) | StoreError::RowLocked(why) => {
                 tracing::warn!(%why, "database busy");
                 Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "database_busy",
+                    ErrorCode::DatabaseBusy,
                     "the data this request needs is locked elsewhere; try again shortly",
                 )
             }
@@ -222,5 +256,101 @@ impl From<StoreError> for ApiError {
                 Self::internal()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Codes that travel only in WebSocket `error` frames, documented in docs/realtime.md.
+    const FRAME_ONLY: [ErrorCode; 2] = [ErrorCode::MalformedFrame, ErrorCode::FrameTooLarge];
+
+    /// docs/api.md's error table, as (status, code) pairs.
+    fn documented() -> Vec<(u16, String)> {
+        let api = include_str!("../../../docs/api.md");
+        let table = api
+            .split("## Errors")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .unwrap_or_default();
+        let mut pairs = Vec::new();
+        for row in table.lines().filter(|l| l.starts_with("| ")) {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let (Some(status), Some(codes)) = (cells.get(1), cells.get(2)) else {
+                continue;
+            };
+            let Ok(status) = status.parse::<u16>() else {
+                continue;
+            };
+            for code in codes.split(',') {
+                pairs.push((status, code.trim().trim_matches('`').to_owned()));
+            }
+        }
+        pairs
+    }
+
+    #[test]
+    fn every_code_is_documented_with_its_status() {
+        let documented = documented();
+        assert!(documented.len() >= 30, "{documented:?}");
+        for code in ErrorCode::ALL {
+            if FRAME_ONLY.contains(code) {
+                continue;
+            }
+            let status = code.status().as_u16();
+            assert!(
+                documented.contains(&(status, code.as_str().to_owned())),
+                "{code} ({status}) is not in docs/api.md's error table with that status"
+            );
+        }
+        // And the table names no code the server cannot send.
+        for (status, code) in &documented {
+            assert!(
+                ErrorCode::ALL.iter().any(|c| c.as_str() == code),
+                "docs/api.md documents {status} {code}, which the server never sends"
+            );
+        }
+    }
+
+    #[test]
+    fn frame_codes_are_documented_in_realtime_md() {
+        let realtime = include_str!("../../../docs/realtime.md");
+        for code in FRAME_ONLY {
+            assert!(
+                realtime.contains(&format!("`{code}`")),
+                "{code} is not in docs/realtime.md"
+            );
+        }
+    }
+
+    #[test]
+    fn codes_are_unique_snake_case_and_keep_their_status() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            let text = code.as_str();
+            assert!(seen.insert(text), "{text} twice");
+            assert!(
+                text.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{text}"
+            );
+            let error = ApiError::new(*code, "x");
+            assert_eq!(error.status, code.status());
+            assert_eq!(error.code, *code);
+        }
+        // A few statuses clients depend on, spelled out.
+        assert_eq!(
+            ErrorCode::InvalidValue.status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(ErrorCode::ConversationClosed.status(), StatusCode::CONFLICT);
+        assert_eq!(
+            ErrorCode::TooManyConnections.status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            ErrorCode::StorageFull.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 }

@@ -2,11 +2,10 @@
 //! unknown routes) into the JSON error format.
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use frontdesk_domain::limits::BODY_MAX_BYTES;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 pub fn json_config() -> web::JsonConfig {
     web::JsonConfig::default()
@@ -28,40 +27,38 @@ fn json_error(error: &JsonPayloadError) -> ApiError {
     match error {
         JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
             ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 format!("request bodies are limited to {BODY_MAX_BYTES} bytes"),
             )
         }
         JsonPayloadError::Payload(inner) if crate::body_deadline::is_deadline(inner) => {
             ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
+                ErrorCode::RequestTimeout,
                 "the request body did not arrive in time",
             )
         }
         JsonPayloadError::Deserialize(inner) if inner.is_data() => {
-            ApiError::bad_request("invalid_field", inner.to_string())
+            ApiError::new(ErrorCode::InvalidField, inner.to_string())
         }
         JsonPayloadError::Deserialize(inner) => {
-            ApiError::bad_request("malformed_json", inner.to_string())
+            ApiError::new(ErrorCode::MalformedJson, inner.to_string())
         }
-        other => ApiError::bad_request("malformed_json", other.to_string()),
+        other => ApiError::new(ErrorCode::MalformedJson, other.to_string()),
     }
 }
 
 fn path_error(error: &PathError) -> ApiError {
-    ApiError::bad_request("invalid_path", error.to_string())
+    ApiError::new(ErrorCode::InvalidPath, error.to_string())
 }
 
 fn query_error(error: &QueryPayloadError) -> ApiError {
-    ApiError::bad_request("invalid_query", error.to_string())
+    ApiError::new(ErrorCode::InvalidQuery, error.to_string())
 }
 
 /// Unknown routes and methods answer in JSON too.
 pub async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found(
-        "route_not_found",
+    Err(ApiError::new(
+        ErrorCode::RouteNotFound,
         format!("no route for {} {}", request.method(), request.path()),
     ))
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// The caps, each per instance (instances do not share counts: with N instances behind a
 /// balancer, a client may hold up to N times a cap).
@@ -74,14 +74,14 @@ impl From<Refused> for ApiError {
             }
             Refused::Instance(cap) => format!("this server already holds {cap} WebSockets"),
             Refused::Revoked => {
-                return ApiError::unauthorized(
-                    "invalid_credentials",
+                return ApiError::new(
+                    ErrorCode::InvalidCredentials,
                     "the credential was revoked; get a new one",
                 )
             }
         };
         let mut error = ApiError::too_many_requests(message, RETRY_AFTER);
-        error.code = "too_many_connections";
+        error.code = ErrorCode::TooManyConnections;
         error
     }
 }
@@ -128,7 +128,7 @@ mod tests {
     fn a_refusal_is_429_with_retry_after() {
         let error = ApiError::from(Refused::Customer(2));
         assert_eq!(error.status.as_u16(), 429);
-        assert_eq!(error.code, "too_many_connections");
+        assert_eq!(error.code, ErrorCode::TooManyConnections);
         assert_eq!(error.retry_after, Some(5));
     }
 }

@@ -27,7 +27,7 @@ use super::log_throttle::LogThrottle;
 use super::teardown::{BodyWatch, TcpHandle};
 use super::typing_coalescer::TypingCoalescer;
 use crate::auth::bearer;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 /// Incoming frames (after continuations are joined) are at most this large.
@@ -63,10 +63,10 @@ pub async fn connect(
     let client_id = query
         .client_id
         .as_deref()
-        .ok_or_else(|| ApiError::bad_request("invalid_query", "clientId is required"))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidQuery, "clientId is required"))?;
     if query.since.is_some_and(|since| since < 0) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
             "since must be a cursor, 0 or more",
         ));
     }
@@ -77,8 +77,8 @@ pub async fn connect(
         // event up to it: refuse it while the client can still be told.
         let newest = state.store.latest_event_id().await?;
         if since > newest {
-            return Err(ApiError::bad_request(
-                "invalid_query",
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
                 format!("since is beyond the newest cursor ({newest}); reconnect without since"),
             ));
         }
@@ -86,7 +86,7 @@ pub async fn connect(
     // Oversized frames are refused from their header, before anything is buffered.
     let body = frame_guard::guarded(&request, body, MAX_FRAME_BYTES)
         .await
-        .map_err(|e| ApiError::bad_request("not_a_websocket", e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::NotAWebsocket, e.to_string()))?;
     // Registered before the upgrade, so a refusal is a plain 429 and the cap holds at once.
     let subscription = state
         .hub
@@ -97,7 +97,7 @@ pub async fn connect(
         state.ws_recheck,
     );
     let (response, session, stream) = actix_ws::handle(&request, body)
-        .map_err(|e| ApiError::bad_request("not_a_websocket", e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::NotAWebsocket, e.to_string()))?;
     let (response, body_dropped) = BodyWatch::wrap(response);
     let now = Instant::now();
     let stream = stream
@@ -135,14 +135,14 @@ async fn authenticate(
     client_id: &str,
     query_token: Option<&str>,
 ) -> Result<(Recipient, Credential), ApiError> {
-    let unauthorized = |message: &str| ApiError::unauthorized("invalid_credentials", message);
+    let unauthorized = |message: &str| ApiError::new(ErrorCode::InvalidCredentials, message);
     let header_token = bearer(request)?;
     let token = match (query_token, &header_token) {
         (Some(token), _) => token.to_owned(),
         (None, Some(token)) => token.expose().to_owned(),
         (None, None) => {
-            return Err(ApiError::unauthorized(
-                "missing_credentials",
+            return Err(ApiError::new(
+                ErrorCode::MissingCredentials,
                 "add ?token=<session token> or send Authorization: Bearer <API key>",
             ))
         }
@@ -401,7 +401,7 @@ impl Connection {
                 }
                 if tell {
                     let why = "too many frames: this one and those until you slow down are dropped";
-                    return self.error("rate_limited", why, None).await;
+                    return self.error(ErrorCode::RateLimited, why, None).await;
                 }
                 return Ok(());
             }
@@ -413,7 +413,7 @@ impl Connection {
         match message {
             AggregatedMessage::Text(text) => Box::pin(self.handle(&text)).await,
             AggregatedMessage::Binary(_) => {
-                self.error("malformed_frame", "frames are JSON text", None)
+                self.error(ErrorCode::MalformedFrame, "frames are JSON text", None)
                     .await
             }
             AggregatedMessage::Ping(bytes) => self.write(Out::Pong(bytes)).await,
@@ -435,7 +435,11 @@ impl Connection {
         }
         tracing::info!(client = %self.client_id, "frame over the size limit; closing with 1009");
         let _ = self
-            .error("frame_too_large", "frames are limited to 64 KiB", None)
+            .error(
+                ErrorCode::FrameTooLarge,
+                "frames are limited to 64 KiB",
+                None,
+            )
             .await;
         End::Close(CloseCode::Size, "frame too large")
     }
@@ -446,7 +450,7 @@ impl Connection {
             Ok(frame) => frame,
             Err(error) => {
                 return self
-                    .error("malformed_frame", &error.to_string(), None)
+                    .error(ErrorCode::MalformedFrame, &error.to_string(), None)
                     .await
             }
         };
@@ -529,12 +533,12 @@ impl Connection {
 
     async fn error(
         &mut self,
-        code: &str,
+        code: ErrorCode,
         message: &str,
         client_message_id: Option<String>,
     ) -> Result<(), End> {
         let payload = ErrorPayload {
-            code,
+            code: code.as_str(),
             message,
             client_message_id,
         };

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::auth::{AdminAuth, AgentAuth};
 use crate::client_ip::client_ip;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::routes::messages::HistoryQuery;
 use crate::state::AppState;
 
@@ -86,8 +86,8 @@ pub async fn login(
     let agent = match (found, matches) {
         (Some((agent, _)), true) => agent,
         _ => {
-            return Err(ApiError::unauthorized(
-                "invalid_credentials",
+            return Err(ApiError::new(
+                ErrorCode::InvalidCredentials,
                 "wrong email or password",
             ));
         }

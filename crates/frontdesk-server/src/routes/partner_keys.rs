@@ -8,7 +8,7 @@ use frontdesk_domain::{PartnerId, Secret};
 use serde::Serialize;
 
 use crate::auth::AdminAuth;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -26,7 +26,7 @@ pub async fn rotate(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = PartnerId::parse(&path)
-        .ok_or_else(|| ApiError::not_found("partner_not_found", "partner not found"))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::PartnerNotFound, "partner not found"))?;
     let api_key = Secret::generate(prefix::PARTNER_API_KEY, &mut rand::rng());
     let old = state.store.rotate_partner_key(id, &api_key.hash()).await?;
     crate::routes::revoke(&state, &old).await;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::auth::is_admin;
 use crate::client_ip::client_ip;
 use crate::config::Registration;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -28,8 +28,8 @@ pub async fn register(
     match state.registration {
         Registration::Admin => {
             if !is_admin(&request, &state).await? {
-                return Err(ApiError::unauthorized(
-                    "admin_token_required",
+                return Err(ApiError::new(
+                    ErrorCode::AdminTokenRequired,
                     "partner registration on this server needs the admin token",
                 ));
             }
