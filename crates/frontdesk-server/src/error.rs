@@ -3,7 +3,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use frontdesk_domain::{DomainError, ValidationError};
-use frontdesk_store::StoreError;
+use frontdesk_store::{Entity, StoreError};
 use serde::Serialize;
 
 /// Every error code a client can be sent, over HTTP or in a WebSocket `error` frame, with its
@@ -224,11 +224,11 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound(what) => Self::new(
                 match what {
-                    "conversation" => ErrorCode::ConversationNotFound,
-                    "customer" => ErrorCode::CustomerNotFound,
-                    "agent" => ErrorCode::AgentNotFound,
-                    "partner" => ErrorCode::PartnerNotFound,
-                    _ => ErrorCode::NotFound,
+                    Entity::Conversation => ErrorCode::ConversationNotFound,
+                    Entity::Customer => ErrorCode::CustomerNotFound,
+                    Entity::Agent => ErrorCode::AgentNotFound,
+                    Entity::Partner => ErrorCode::PartnerNotFound,
+                    Entity::Row => ErrorCode::NotFound,
                 },
                 format!("{what} not found"),
             ),

@@ -5,7 +5,7 @@ use diesel_async::RunQueryDsl;
 use frontdesk_domain::{Agent, AgentSignup, SecretHash, Timestamp};
 use time::{Duration, PrimitiveDateTime};
 
-use crate::error::StoreError;
+use crate::error::{Entity, StoreError};
 use crate::pool::with_conn;
 use crate::rows::now;
 use crate::schema::{agent_sessions, agents};
@@ -92,7 +92,9 @@ impl Store {
                 .await
                 .optional()?
         });
-        found.map(Agent::from).ok_or(StoreError::NotFound("agent"))
+        found
+            .map(Agent::from)
+            .ok_or(StoreError::NotFound(Entity::Agent))
     }
 
     /// Records a session token (by digest); returns when it expires. Expired sessions are swept.

@@ -9,7 +9,7 @@ use frontdesk_domain::{
 
 use crate::batch::BatchWrites;
 use crate::customers::ensure_customer;
-use crate::error::StoreError;
+use crate::error::{Entity, StoreError};
 use crate::events::NewEventRow;
 use crate::pool::with_conn;
 use crate::rows::{convert_all, now, ConversationRow, NewConversationRow};
@@ -86,7 +86,7 @@ impl Store {
                 )
             }
         });
-        convert_all(rows.ok_or(StoreError::NotFound("customer"))?)
+        convert_all(rows.ok_or(StoreError::NotFound(Entity::Customer))?)
     }
 
     /// One conversation, if `viewer` may see it.
@@ -101,12 +101,12 @@ impl Store {
                 .optional()?
         });
         let conversation: Conversation = row
-            .ok_or(StoreError::NotFound("conversation"))?
+            .ok_or(StoreError::NotFound(Entity::Conversation))?
             .try_into()?;
         if viewer.can_see(&conversation) {
             Ok(conversation)
         } else {
-            Err(StoreError::NotFound("conversation"))
+            Err(StoreError::NotFound(Entity::Conversation))
         }
     }
 

@@ -9,7 +9,7 @@ use frontdesk_domain::{Audience, Customer, CustomerId, Event, PartnerId, Patch};
 use time::{Date, PrimitiveDateTime};
 
 use crate::batch::BatchWrites;
-use crate::error::StoreError;
+use crate::error::{Entity, StoreError};
 use crate::events::NewEventRow;
 use crate::pool::with_conn;
 use crate::rows::{now, CustomerRow};
@@ -118,7 +118,8 @@ impl Store {
                 .await
                 .optional()?
         });
-        row.ok_or(StoreError::NotFound("customer"))?.try_into()
+        row.ok_or(StoreError::NotFound(Entity::Customer))?
+            .try_into()
     }
 }
 

@@ -3,11 +3,34 @@
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use frontdesk_domain::DomainError;
 
+/// What a `NotFound` was looking for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    Conversation,
+    Customer,
+    Agent,
+    Partner,
+    /// A row a statement expected, of no entity in particular (diesel's own `NotFound`).
+    Row,
+}
+
+impl std::fmt::Display for Entity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Entity::Conversation => "conversation",
+            Entity::Customer => "customer",
+            Entity::Agent => "agent",
+            Entity::Partner => "partner",
+            Entity::Row => "row",
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The row does not exist, or is not visible to the caller (another partner's).
     #[error("{0} not found")]
-    NotFound(&'static str),
+    NotFound(Entity),
     /// A unique value (an agent's email) is taken.
     #[error("{0} already in use")]
     Duplicate(&'static str),
@@ -46,7 +69,7 @@ pub enum StoreError {
 impl From<DieselError> for StoreError {
     fn from(error: DieselError) -> Self {
         match error {
-            DieselError::NotFound => StoreError::NotFound("row"),
+            DieselError::NotFound => StoreError::NotFound(Entity::Row),
             DieselError::DatabaseError(
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 info,
@@ -218,7 +241,7 @@ mod tests {
             (StoreError::Busy("x".into()), true),
             (StoreError::StorageFull("x".into()), true),
             (StoreError::RowLocked("x".into()), false),
-            (StoreError::NotFound("row"), false),
+            (StoreError::NotFound(Entity::Row), false),
             (StoreError::Corrupt("x".into()), false),
             (unique(), false),
         ];

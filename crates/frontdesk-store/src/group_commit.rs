@@ -20,7 +20,7 @@ use frontdesk_domain::{Audience, Conversation, Event, Message, MessageDraft, Tim
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::batch::{pg, sqlite};
-use crate::error::StoreError;
+use crate::error::{Entity, StoreError};
 use crate::events::NewEventRow;
 use crate::feed::Signal;
 use crate::health::StorageHealth;
@@ -270,7 +270,7 @@ impl Plan {
             let mut conversation = found
                 .get(&message.conversation_id)
                 .cloned()
-                .ok_or(StoreError::NotFound("conversation"))?;
+                .ok_or(StoreError::NotFound(Entity::Conversation))?;
             conversation.updated_at = Timestamp::from_utc(at);
             events.push(NewEventRow::new(
                 &Event::Message(message.clone()),
@@ -303,7 +303,7 @@ fn accept(
     check(
         &request.viewer,
         draft,
-        conversation.ok_or(StoreError::NotFound("conversation"))?,
+        conversation.ok_or(StoreError::NotFound(Entity::Conversation))?,
     )?;
     let metadata = draft
         .metadata

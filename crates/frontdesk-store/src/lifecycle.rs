@@ -7,7 +7,7 @@ use frontdesk_domain::event::{ReadReceipt, StatusChange};
 use frontdesk_domain::{Audience, Conversation, ConversationStatus, Event, Viewer};
 
 use crate::batch::BatchWrites;
-use crate::error::StoreError;
+use crate::error::{Entity, StoreError};
 use crate::events::NewEventRow;
 use crate::pool::with_conn;
 use crate::rows::{now, ConversationRow};
@@ -52,7 +52,7 @@ impl Store {
                     .get_result(conn)
                     .await
                     .optional()?
-                    .ok_or(StoreError::NotFound("conversation"))?
+                    .ok_or(StoreError::NotFound(Entity::Conversation))?
                     .try_into()?;
                 let (status, agent) = match change {
                     Change::Assign { agent } => {
@@ -123,10 +123,10 @@ impl Store {
                     .first(conn)
                     .await
                     .optional()?
-                    .ok_or(StoreError::NotFound("conversation"))?
+                    .ok_or(StoreError::NotFound(Entity::Conversation))?
                     .try_into()?;
                 if !reader.can_see(&current) {
-                    return Err(StoreError::NotFound("conversation"));
+                    return Err(StoreError::NotFound(Entity::Conversation));
                 }
                 // Refused after the update: the transaction rolls it back.
                 reader.check_activity(&current)?;

@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use frontdesk_domain::{Conversation, DomainError, Message, MessageDraft, Viewer};
 
-use crate::error::StoreError;
+use crate::error::{Entity, StoreError};
 use crate::group_commit::Outcome;
 use crate::pool::with_conn;
 use crate::rows::{convert_all, ConversationRow, MessageRow};
@@ -54,11 +54,11 @@ impl Store {
                 Some(key) => self
                     .stored_under(viewer, key)
                     .await?
-                    .ok_or(StoreError::NotFound("conversation")),
+                    .ok_or(StoreError::NotFound(Entity::Conversation)),
                 None => self
                     .replay(viewer, draft)
                     .await?
-                    .ok_or(StoreError::NotFound("conversation")),
+                    .ok_or(StoreError::NotFound(Entity::Conversation)),
             },
             Outcome::Failed(error) => {
                 let earlier = match &append_key {
@@ -154,7 +154,7 @@ impl Store {
         };
         let conversation: Conversation = conversation.try_into()?;
         if !viewer.can_see(&conversation) {
-            return Err(StoreError::NotFound("conversation"));
+            return Err(StoreError::NotFound(Entity::Conversation));
         }
         Ok(Some(Appended {
             message: message.try_into()?,
@@ -208,7 +208,7 @@ pub(crate) fn check(
     conversation: &Conversation,
 ) -> Result<(), StoreError> {
     if !viewer.can_see(conversation) {
-        return Err(StoreError::NotFound("conversation"));
+        return Err(StoreError::NotFound(Entity::Conversation));
     }
     conversation.check_message_from(&draft.sender)?;
     Ok(())

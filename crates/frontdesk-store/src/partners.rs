@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use frontdesk_domain::{Partner, PartnerRegistration, SecretHash};
 
-use crate::error::StoreError;
+use crate::error::{Entity, StoreError};
 use crate::pool::with_conn;
 use crate::rows::{now, NewPartnerRow, PartnerRow};
 use crate::schema::partners;
@@ -62,7 +62,7 @@ impl Store {
         });
         found
             .map(Partner::from)
-            .ok_or(StoreError::NotFound("partner"))
+            .ok_or(StoreError::NotFound(Entity::Partner))
     }
 
     /// Replaces a partner's API key digest; returns the old one, which stops matching at once.
@@ -91,6 +91,6 @@ impl Store {
             .await?
         });
         old.map(SecretHash::from_stored)
-            .ok_or(StoreError::NotFound("partner"))
+            .ok_or(StoreError::NotFound(Entity::Partner))
     }
 }
