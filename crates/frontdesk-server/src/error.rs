@@ -16,6 +16,8 @@ macro_rules! error_codes {
         }
 
         impl ErrorCode {
+            /// Every code, for the tests that hold the table to the docs.
+            #[cfg(test)]
             pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
 
             /// The `snake_case` code clients match on.

@@ -1,22 +1,22 @@
 //! Frontdesk's web layer: routes, authentication, error mapping and the server's lifecycle.
 //! Business rules live in frontdesk-domain; storage in frontdesk-store.
 
-pub mod admin_token;
+pub(crate) mod admin_token;
 pub mod agent_cli;
-pub mod auth;
-pub mod body_deadline;
-pub mod client_ip;
+pub(crate) mod auth;
+pub(crate) mod body_deadline;
+pub(crate) mod client_ip;
 pub mod config;
-pub mod error;
-pub mod extract;
-pub mod key_cache;
-pub mod limiter;
+pub(crate) mod error;
+pub(crate) mod extract;
+pub(crate) mod key_cache;
+pub(crate) mod limiter;
 pub mod logging;
-pub mod open_files;
-pub mod password_gate;
-pub mod realtime;
-pub mod registration_limit;
-pub mod request_guard;
-pub mod routes;
+pub(crate) mod open_files;
+pub(crate) mod password_gate;
+pub(crate) mod realtime;
+pub(crate) mod registration_limit;
+pub(crate) mod request_guard;
+pub(crate) mod routes;
 pub mod server;
-pub mod state;
+pub(crate) mod state;

@@ -271,10 +271,6 @@ impl Hub {
         format!("{}/{connection}", self.instance)
     }
 
-    pub fn connections(&self) -> usize {
-        self.registry().connections.len()
-    }
-
     /// Delivers log events, in order, to every local connection that hears them.
     pub fn dispatch_events(&self, events: &[StoredEvent]) {
         let mut registry = self.registry();
