@@ -287,12 +287,7 @@ async fn sigterm_with_requests_in_flight(backend: Backend) {
         Arc::clone(&acks),
     );
     wait_for_acks(&acks, 150).await;
-    let pid = server.pid().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
+    server.send_sigterm();
     // The half-sent request completes after the signal, and is answered.
     tokio::time::sleep(Duration::from_millis(300)).await;
     slow.write_all(second_half.as_bytes())

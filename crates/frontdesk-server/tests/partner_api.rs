@@ -562,12 +562,7 @@ async fn sigterm_stops_cleanly(backend: Backend) {
     while answered.load(Ordering::Relaxed) < 40 {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    let pid = server.pid().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap_or_else(|e| panic!("kill: {e}"));
-    assert!(killed.success());
+    server.send_sigterm();
     let mut acknowledged = Vec::new();
     for task in tasks {
         for (content, status, text) in task.await.unwrap_or_else(|e| panic!("{e}")) {

@@ -115,11 +115,20 @@ impl Server {
 
     /// SIGTERM, then the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.send_sigterm();
         self.child
             .wait()
             .unwrap_or_else(|e| panic!("waiting for frontdesk: {e}"))
+    }
+
+    /// SIGTERM without waiting: requests the test has in flight meet the shutdown.
+    pub fn send_sigterm(&self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap_or_else(|e| panic!("kill -TERM: {e}"));
+        assert!(status.success(), "kill -TERM {pid}");
     }
 
     /// The server's process id.
