@@ -83,7 +83,7 @@ pub struct Customer {
     pub updated_at: Timestamp,
 }
 
-fn serialize_birthdate<S: Serializer>(
+pub(crate) fn serialize_birthdate<S: Serializer>(
     birthdate: &Option<Date>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {

@@ -135,6 +135,18 @@ pub enum Recipient {
     Agent(i64),
 }
 
+impl Recipient {
+    /// What a connection of this recipient may see and do.
+    pub fn viewer(&self) -> crate::access::Viewer {
+        match self {
+            Recipient::Customer(partner, customer) => {
+                crate::access::Viewer::Customer(*partner, customer.clone())
+            }
+            Recipient::Agent(agent) => crate::access::Viewer::Agent(*agent),
+        }
+    }
+}
+
 /// `{"type":…,"payload":…,"cursor":…}` from a payload that is already JSON.
 pub fn event_frame(kind: &str, payload_json: &str, cursor: i64) -> String {
     format!(r#"{{"type":"{kind}","payload":{payload_json},"cursor":{cursor}}}"#)

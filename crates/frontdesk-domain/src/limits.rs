@@ -21,6 +21,8 @@ pub const EMAIL_MAX_CHARS: usize = 254;
 pub const PAGE_MAX_MESSAGES: i64 = 1_000;
 /// A customer session token lives this long.
 pub const CUSTOMER_SESSION_SECONDS: i64 = 60 * 60;
+/// An agent session token lasts a working day.
+pub const AGENT_SESSION_SECONDS: i64 = 12 * 60 * 60;
 
 #[cfg(test)]
 mod tests {
@@ -33,5 +35,6 @@ mod tests {
         assert_eq!(METADATA_MAX_BYTES, 16_384, "16 KiB");
         assert_eq!(BODY_MAX_BYTES, 65_536, "64 KiB");
         assert_eq!(CUSTOMER_SESSION_SECONDS, 3_600, "one hour");
+        assert_eq!(AGENT_SESSION_SECONDS, 43_200, "twelve hours");
     }
 }

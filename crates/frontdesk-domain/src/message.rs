@@ -175,6 +175,34 @@ fn check_client_message_id(id: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// The body of `POST /api/agent/conversations/:id/messages`; the sender is the agent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentMessageRequest {
+    pub content: String,
+    #[serde(default)]
+    pub metadata: Option<Metadata>,
+    #[serde(default)]
+    pub client_message_id: Option<String>,
+}
+
+impl AgentMessageRequest {
+    /// Sent as `agent-<id>` into `conversation_id`.
+    pub fn into_draft(
+        self,
+        conversation_id: i64,
+        agent: i64,
+    ) -> Result<MessageDraft, ValidationError> {
+        MessageDraft::new(
+            conversation_id,
+            Sender::Agent(agent),
+            self.content,
+            self.metadata,
+            self.client_message_id,
+        )
+    }
+}
+
 /// The body of `POST /api/partner/messages`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
