@@ -1,4 +1,5 @@
-//! Bearer authentication: partner API keys, customer session tokens and the admin token.
+//! The HTTP side of authentication: the bearer token, and extractors that ask
+//! `app::identity::authenticate` what it speaks for and keep the kinds each route takes.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -6,9 +7,10 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
-use frontdesk_domain::credentials::prefix;
-use frontdesk_domain::{Agent, Partner, PartnerId, Secret, Viewer};
+use frontdesk_domain::{Agent, Partner, Secret, Viewer};
 
+use crate::app::identity::{authenticate, Accepts, Authenticated, Identity};
+use crate::client_ip::client_ip;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
@@ -31,13 +33,6 @@ pub fn bearer(request: &HttpRequest) -> Result<Option<Secret>, ApiError> {
     }
 }
 
-fn missing() -> ApiError {
-    ApiError::new(
-        ErrorCode::MissingCredentials,
-        "send `Authorization: Bearer <your API key>`",
-    )
-}
-
 fn invalid() -> ApiError {
     ApiError::new(
         ErrorCode::InvalidCredentials,
@@ -54,6 +49,25 @@ pub(crate) fn state(request: &HttpRequest) -> Result<web::Data<AppState>, ApiErr
 
 type Pending<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
 
+/// The bearer token (`missing` says how to send one when there is none), authenticated among
+/// the kinds `accepts` takes.
+async fn identify(
+    request: &HttpRequest,
+    accepts: Accepts,
+    missing: &'static str,
+) -> Result<(Secret, Option<Authenticated>), ApiError> {
+    let token =
+        bearer(request)?.ok_or_else(|| ApiError::new(ErrorCode::MissingCredentials, missing))?;
+    let state = state(request)?;
+    let client = client_ip(request, &state.trusted_proxies);
+    let found = authenticate(&state, &token, accepts, client).await?;
+    Ok((token, found))
+}
+
+const SEND_API_KEY: &str = "send `Authorization: Bearer <your API key>`";
+const SEND_AGENT_TOKEN: &str =
+    "send `Authorization: Bearer <agent token>` from POST /api/agent/login";
+
 /// A partner's server, authenticated by its API key.
 pub struct PartnerAuth(pub Partner);
 
@@ -64,22 +78,19 @@ impl FromRequest for PartnerAuth {
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let request = request.clone();
         Box::pin(async move {
-            let token = bearer(&request)?.ok_or_else(missing)?;
-            let state = state(&request)?;
-            let partner = state.partner_by_key(&token.hash()).await?;
-            partner.map(PartnerAuth).ok_or_else(invalid)
+            match identify(&request, Accepts::PARTNER, SEND_API_KEY).await?.1 {
+                Some(Authenticated {
+                    identity: Identity::Partner(partner),
+                    ..
+                }) => Ok(PartnerAuth(partner)),
+                _ => Err(invalid()),
+            }
         })
     }
 }
 
 /// A partner's server (API key) or a customer's browser (session token).
 pub struct CallerAuth(pub Viewer);
-
-impl CallerAuth {
-    pub fn partner(&self) -> Option<PartnerId> {
-        self.0.partner()
-    }
-}
 
 impl FromRequest for CallerAuth {
     type Error = ApiError;
@@ -88,21 +99,15 @@ impl FromRequest for CallerAuth {
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let request = request.clone();
         Box::pin(async move {
-            let token = bearer(&request)?.ok_or_else(missing)?;
-            let state = state(&request)?;
-            let viewer = if token.expose().starts_with(prefix::CUSTOMER_SESSION) {
-                state
-                    .store
-                    .customer_session(&token.hash())
-                    .await?
-                    .map(|session| Viewer::Customer(session.partner, session.customer))
-            } else {
-                state
-                    .partner_by_key(&token.hash())
-                    .await?
-                    .map(|partner| Viewer::Partner(partner.id))
-            };
-            viewer.map(CallerAuth).ok_or_else(invalid)
+            let found = identify(&request, Accepts::CALLER, SEND_API_KEY).await?.1;
+            match found.map(|found| found.identity) {
+                Some(Identity::Partner(partner)) => Ok(CallerAuth(Viewer::Partner(partner.id))),
+                Some(Identity::Customer(session)) => Ok(CallerAuth(Viewer::Customer(
+                    session.partner,
+                    session.customer,
+                ))),
+                _ => Err(invalid()),
+            }
         })
     }
 }
@@ -126,17 +131,11 @@ impl FromRequest for AgentAuth {
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let request = request.clone();
         Box::pin(async move {
-            let token = bearer(&request)?.ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::MissingCredentials,
-                    "send `Authorization: Bearer <agent token>` from POST /api/agent/login",
-                )
-            })?;
-            let state = state(&request)?;
-            let agent = state.store.agent_by_session(&token.hash()).await?;
-            agent
-                .map(|agent| AgentAuth { agent, token })
-                .ok_or_else(invalid)
+            let (token, found) = identify(&request, Accepts::AGENT, SEND_AGENT_TOKEN).await?;
+            match found.map(|found| found.identity) {
+                Some(Identity::Agent(agent)) => Ok(AgentAuth { agent, token }),
+                _ => Err(invalid()),
+            }
         })
     }
 }
@@ -148,58 +147,20 @@ impl FromRequest for AdminAuth {
     type Error = ApiError;
     type Future = Pending<Self>;
 
-    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let request = request.clone();
-        let agent = AgentAuth::from_request(&request, payload);
         Box::pin(async move {
-            // An agent session first: a valid one is no guess at the admin token, so it is
-            // never throttled as one.
-            let not_an_agent = match agent.await {
-                Ok(auth) if auth.agent.is_admin => return Ok(AdminAuth),
-                Ok(_) => return Err(ApiError::forbidden("only administrators may do this")),
-                Err(error) => error,
-            };
-            let state = state(&request)?;
-            if is_admin(&request, &state).await? {
-                return Ok(AdminAuth);
+            let found = identify(&request, Accepts::ADMIN, SEND_AGENT_TOKEN)
+                .await?
+                .1;
+            match found.map(|found| found.identity) {
+                Some(Identity::Admin) => Ok(AdminAuth),
+                Some(Identity::Agent(agent)) if agent.is_admin => Ok(AdminAuth),
+                Some(Identity::Agent(_)) => {
+                    Err(ApiError::forbidden("only administrators may do this"))
+                }
+                _ => Err(invalid()),
             }
-            Err(not_an_agent)
         })
     }
-}
-
-/// Whether the request carries the admin token (when one is configured). Every presented
-/// token is counted against its address before it is compared, and only a wrong one stays
-/// counted: past the limit the answer is 429, whatever the token.
-pub async fn is_admin(request: &HttpRequest, state: &AppState) -> Result<bool, ApiError> {
-    let Some(expected) = &state.admin_token else {
-        return Ok(false);
-    };
-    let Some(token) = bearer(request)? else {
-        return Ok(false);
-    };
-    // A signed-in agent's own session is not a guess at the admin token: never counted.
-    if token.expose().starts_with(prefix::AGENT_SESSION)
-        && state.store.agent_by_session(&token.hash()).await?.is_some()
-    {
-        return Ok(false);
-    }
-    let ip = crate::client_ip::client_ip(request, &state.trusted_proxies);
-    let attempt = state
-        .logins
-        .reserve_admin(&state.store, ip)
-        .await?
-        .map_err(|wait| {
-            ApiError::too_many_requests("too many wrong admin tokens; try again later", wait)
-        })?;
-    let matches = token.hash() == *expected;
-    if matches {
-        state
-            .logins
-            .admin_not_failed(&state.store, &attempt)
-            .await?;
-    } else {
-        tracing::warn!(client = ?ip, "wrong admin token");
-    }
-    Ok(matches)
 }

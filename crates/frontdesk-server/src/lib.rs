@@ -3,6 +3,7 @@
 
 pub(crate) mod admin_token;
 pub mod agent_cli;
+pub(crate) mod app;
 pub(crate) mod auth;
 pub(crate) mod body_deadline;
 pub(crate) mod client_ip;

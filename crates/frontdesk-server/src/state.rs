@@ -11,8 +11,8 @@ use crate::config::{Registration, ServeConfig};
 use crate::key_cache::KeyCache;
 use crate::limiter::{Throttle, ThrottleLimits};
 use crate::password_gate::PasswordGate;
+use crate::realtime::connection::Heartbeat;
 use crate::realtime::flow::Flow;
-use crate::realtime::socket::Heartbeat;
 use crate::realtime::Hub;
 use crate::registration_limit::RegistrationLimit;
 
@@ -43,22 +43,6 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The partner owning an API key, from the cache when it was seen recently.
-    pub async fn partner_by_key(
-        &self,
-        key: &SecretHash,
-    ) -> Result<Option<frontdesk_domain::Partner>, frontdesk_store::StoreError> {
-        if let Some(partner) = self.keys.get(key) {
-            return Ok(Some(partner));
-        }
-        let generation = self.keys.generation();
-        let found = self.store.partner_by_key(key).await?;
-        if let Some(partner) = &found {
-            self.keys.put(key.clone(), partner.clone(), generation);
-        }
-        Ok(found)
-    }
-
     /// `keys` is shared with the tailer, which forgets revoked keys on every instance.
     pub fn new(
         store: Store,

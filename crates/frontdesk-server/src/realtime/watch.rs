@@ -1,44 +1,18 @@
-//! What a socket authenticated with, and the watch that closes it once that credential stops
-//! speaking: at its expiry (a timer), at once when it is revoked anywhere (logout, key
-//! rotation: a signal through the event feed), and at the latest at the next periodic
-//! re-check against the database (in case a signal was lost).
+//! The watch that closes a socket once the credential it opened with stops speaking: at its
+//! expiry (a timer), at once when it is revoked anywhere (logout, key rotation: a signal
+//! through the event feed), and at the latest at the next periodic re-check against the
+//! database (in case a signal was lost).
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use frontdesk_domain::{SecretHash, Timestamp};
-use frontdesk_store::{Store, StoreError};
+use frontdesk_store::Store;
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
-/// The kinds of credential a socket can open with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    CustomerSession,
-    AgentSession,
-    PartnerKey,
-}
-
-#[derive(Debug, Clone)]
-pub struct Credential {
-    pub kind: Kind,
-    pub hash: SecretHash,
-    /// `None` for an API key, which lasts until it is rotated.
-    pub expires_at: Option<Timestamp>,
-}
-
-impl Credential {
-    /// Whether the credential still speaks: not expired, logged out or rotated.
-    pub async fn still_valid(&self, store: &Store) -> Result<bool, StoreError> {
-        Ok(match self.kind {
-            Kind::CustomerSession => store.customer_session(&self.hash).await?.is_some(),
-            Kind::AgentSession => store.agent_session(&self.hash).await?.is_some(),
-            Kind::PartnerKey => store.partner_by_key(&self.hash).await?.is_some(),
-        })
-    }
-}
+use crate::app::identity::{still_valid, Credential};
 
 /// Why a socket's credential needs attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +89,7 @@ impl Watch {
             Due::Revoked => Err(REVOKED),
             Due::Expired => Err(EXPIRED),
             Due::Recheck => {
-                let valid = self.credential.still_valid(store).await;
+                let valid = still_valid(store, &self.credential).await;
                 self.schedule();
                 match valid {
                     Ok(true) => Ok(()),

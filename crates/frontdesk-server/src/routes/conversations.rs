@@ -1,10 +1,9 @@
 use actix_web::{web, HttpResponse};
-use frontdesk_domain::CustomerId;
 use serde::Deserialize;
 
+use crate::app;
 use crate::auth::CallerAuth;
 use crate::error::ApiError;
-use crate::routes::ensure_speaks_for;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -13,19 +12,13 @@ pub struct NewConversation {
     customer_id: String,
 }
 
-/// `POST /api/partner/conversations`: a new waiting conversation (the customer is created on
-/// first mention).
+/// `POST /api/partner/conversations`: a new waiting conversation.
 pub async fn create(
     caller: CallerAuth,
     state: web::Data<AppState>,
     body: web::Json<NewConversation>,
 ) -> Result<HttpResponse, ApiError> {
-    let customer = CustomerId::parse(&body.customer_id)?;
-    ensure_speaks_for(&caller.0, &customer)?;
-    let partner = caller
-        .partner()
-        .ok_or_else(|| ApiError::forbidden("partners only"))?;
-    let conversation = state.store.create_conversation(partner, &customer).await?;
+    let conversation = app::conversations::open(&state, &caller.0, &body.customer_id).await?;
     Ok(HttpResponse::Created().json(conversation))
 }
 
@@ -35,14 +28,6 @@ pub async fn list_for_customer(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let customer = CustomerId::parse(&path)?;
-    ensure_speaks_for(&caller.0, &customer)?;
-    let partner = caller
-        .partner()
-        .ok_or_else(|| ApiError::forbidden("partners only"))?;
-    let conversations = state
-        .store
-        .customer_conversations(partner, &customer)
-        .await?;
+    let conversations = app::conversations::of_customer(&state, &caller.0, &path).await?;
     Ok(HttpResponse::Ok().json(conversations))
 }

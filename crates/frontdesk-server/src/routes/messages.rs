@@ -1,9 +1,8 @@
 use actix_web::{web, HttpResponse};
-use frontdesk_domain::limits::PAGE_MAX_MESSAGES;
-use frontdesk_domain::message::PartnerMessageRequest;
-use frontdesk_domain::ValidationError;
+use frontdesk_domain::{Page, PartnerMessageRequest};
 use serde::Deserialize;
 
+use crate::app;
 use crate::auth::CallerAuth;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -15,8 +14,7 @@ pub async fn send(
     state: web::Data<AppState>,
     body: web::Json<PartnerMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let draft = body.into_inner().into_draft()?;
-    let appended = state.store.append_message(&caller.0, &draft).await?;
+    let appended = app::messages::send(&state, &caller.0, body.into_inner()).await?;
     Ok(stored(appended))
 }
 
@@ -30,6 +28,7 @@ pub(crate) fn stored(appended: frontdesk_store::Appended) -> HttpResponse {
     response.json(appended.message)
 }
 
+/// `?after=<message id>&limit=<n>`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
@@ -38,20 +37,8 @@ pub struct HistoryQuery {
 }
 
 impl HistoryQuery {
-    /// `after` defaults to the start; `limit` to the cap, and larger values are capped.
-    pub fn resolve(&self) -> Result<(i64, i64), ValidationError> {
-        let after = self.after.unwrap_or(0);
-        if after < 0 {
-            return Err(ValidationError::new(
-                "after",
-                "must be a message id, 0 or more",
-            ));
-        }
-        let limit = self.limit.unwrap_or(PAGE_MAX_MESSAGES);
-        if limit < 1 {
-            return Err(ValidationError::new("limit", "must be at least 1"));
-        }
-        Ok((after, limit.min(PAGE_MAX_MESSAGES)))
+    pub fn page(&self) -> Result<Page, ApiError> {
+        Ok(Page::new(self.after, self.limit)?)
     }
 }
 
@@ -62,10 +49,6 @@ pub async fn history(
     path: web::Path<i64>,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (after, limit) = query.resolve()?;
-    let messages = state
-        .store
-        .messages(&caller.0, path.into_inner(), after, limit)
-        .await?;
+    let messages = app::messages::history(&state, &caller.0, *path, query.page()?).await?;
     Ok(HttpResponse::Ok().json(messages))
 }

@@ -35,7 +35,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
             "/api/customers/{customerId}",
             web::patch().to(customers::update),
         )
-        .route("/ws", web::get().to(crate::realtime::socket::connect))
+        .route("/ws", web::get().to(crate::realtime::handshake::connect))
         .route("/api/agent/login", web::post().to(agents::login))
         .route("/api/agent/logout", web::post().to(agents::logout))
         .route("/api/agent/me", web::get().to(agents::me))
@@ -70,32 +70,4 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::post().to(partner_keys::rotate),
         )
         .configure(console::configure);
-}
-
-/// A customer token speaks only for its own customer id.
-pub(crate) fn ensure_speaks_for(
-    caller: &frontdesk_domain::Viewer,
-    customer: &frontdesk_domain::CustomerId,
-) -> Result<(), crate::error::ApiError> {
-    match caller {
-        frontdesk_domain::Viewer::Customer(_, own) if own != customer => Err(
-            crate::error::ApiError::forbidden("a customer token speaks only for its own customer"),
-        ),
-        _ => Ok(()),
-    }
-}
-
-/// Tells every instance that `credential` no longer speaks. Already refused by the database;
-/// this instance's sockets are told before the response goes (so a frame the client sends
-/// after it is never handled), the others' through the event feed; should that signal fail,
-/// each socket's periodic re-check still closes it.
-pub(crate) async fn revoke(
-    state: &crate::state::AppState,
-    credential: &frontdesk_domain::SecretHash,
-) {
-    state.keys.forget(credential);
-    state.hub.revoke(credential);
-    if let Err(error) = state.store.publish_revocation(credential).await {
-        tracing::warn!(%error, "revocation signal not sent; sockets close at their re-check");
-    }
 }

@@ -1,12 +1,13 @@
 use actix_web::{web, HttpRequest, HttpResponse};
-use frontdesk_domain::credentials::prefix;
-use frontdesk_domain::{PartnerRegistration, Secret};
+use frontdesk_domain::PartnerRegistration;
 use serde::Serialize;
 
-use crate::auth::is_admin;
+use crate::app;
+use crate::app::partners::WithKey;
+use crate::auth::bearer;
 use crate::client_ip::client_ip;
 use crate::config::Registration;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -25,32 +26,14 @@ pub async fn register(
     state: web::Data<AppState>,
     body: web::Json<PartnerRegistration>,
 ) -> Result<HttpResponse, ApiError> {
-    match state.registration {
-        Registration::Admin => {
-            if !is_admin(&request, &state).await? {
-                return Err(ApiError::new(
-                    ErrorCode::AdminTokenRequired,
-                    "partner registration on this server needs the admin token",
-                ));
-            }
-        }
-        Registration::Open => {
-            let ip = client_ip(&request, &state.trusted_proxies);
-            state.registrations.check(ip).map_err(|wait| {
-                ApiError::too_many_requests(
-                    "too many registrations from this address; try again later",
-                    wait,
-                )
-            })?;
-        }
-    }
-    let registration = body.into_inner().validate()?;
-    let api_key = Secret::generate(prefix::PARTNER_API_KEY, &mut rand::rng());
-    let partner = state
-        .store
-        .create_partner(&registration, &api_key.hash())
-        .await?;
-    tracing::info!(partner = %partner.id, domain = %partner.domain, "partner registered");
+    // Open registration asks for no credentials, so it reads no header it could refuse.
+    let presented = match state.registration {
+        Registration::Admin => bearer(&request)?,
+        Registration::Open => None,
+    };
+    let client = client_ip(&request, &state.trusted_proxies);
+    let WithKey { partner, api_key } =
+        app::partners::register(&state, presented, client, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(Registered {
         message: "Partner successfully registered",
         partner_id: partner.id.to_string(),

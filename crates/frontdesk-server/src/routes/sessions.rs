@@ -1,8 +1,8 @@
 use actix_web::{web, HttpResponse};
-use frontdesk_domain::credentials::prefix;
-use frontdesk_domain::{CustomerId, Secret, Timestamp};
+use frontdesk_domain::{CustomerId, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::app;
 use crate::auth::PartnerAuth;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -21,22 +21,17 @@ struct Session {
     expires_at: Timestamp,
 }
 
-/// `POST /api/partner/sessions`: a short-lived token a partner hands to its customer's browser
-/// so its own API key never leaves its server.
+/// `POST /api/partner/sessions`: a short-lived token for the partner's customer's browser.
 pub async fn create(
     PartnerAuth(partner): PartnerAuth,
     state: web::Data<AppState>,
     body: web::Json<NewSession>,
 ) -> Result<HttpResponse, ApiError> {
-    let customer = CustomerId::parse(&body.customer_id)?;
-    let token = Secret::generate(prefix::CUSTOMER_SESSION, &mut rand::rng());
-    let session = state
-        .store
-        .create_customer_session(partner.id, &customer, &token.hash(), state.customer_session)
-        .await?;
+    let opened =
+        app::identity::open_customer_session(&state, partner.id, &body.customer_id).await?;
     Ok(HttpResponse::Created().json(Session {
-        token: token.expose().to_owned(),
-        customer_id: session.customer,
-        expires_at: session.expires_at,
+        token: opened.token.expose().to_owned(),
+        customer_id: opened.session.customer,
+        expires_at: opened.session.expires_at,
     }))
 }

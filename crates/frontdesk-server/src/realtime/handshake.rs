@@ -1,0 +1,154 @@
+//! `GET /ws?clientId=…[&token=…][&since=<cursor>]`: the handshake. The credential is
+//! authenticated (by `app::identity`, as for HTTP) and must speak for `clientId`; then the
+//! connection is registered with the hub and its task started.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use frontdesk_domain::credentials::prefix;
+use frontdesk_domain::inbound::{parse_client_id, ClientId};
+use frontdesk_domain::{Recipient, Secret};
+use serde::Deserialize;
+
+use super::connection::{Connection, MAX_FRAME_BYTES};
+use super::frame_guard;
+use super::inbound_limit::InboundLimit;
+use super::log_throttle::LogThrottle;
+use super::teardown::{BodyWatch, TcpHandle};
+use super::typing_coalescer::TypingCoalescer;
+use super::watch::Watch;
+use crate::app;
+use crate::app::identity::{Accepts, Authenticated, Credential, Identity};
+use crate::auth::bearer;
+use crate::client_ip::client_ip;
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WsQuery {
+    client_id: Option<String>,
+    token: Option<String>,
+    since: Option<i64>,
+}
+
+/// 401 without an upgrade unless the credentials speak for `clientId`, 400 for a `since` the
+/// log has not reached, 429 when a connection cap is met.
+pub async fn connect(
+    request: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    query: web::Query<WsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let client_id = query
+        .client_id
+        .as_deref()
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidQuery, "clientId is required"))?;
+    if query.since.is_some_and(|since| since < 0) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            "since must be a cursor, 0 or more",
+        ));
+    }
+    let (recipient, credential) =
+        authenticate(&request, &state, client_id, query.token.as_deref()).await?;
+    if let Some(since) = query.since {
+        app::events::check_since(&state, since).await?;
+    }
+    // Oversized frames are refused from their header, before anything is buffered.
+    let body = frame_guard::guarded(&request, body, MAX_FRAME_BYTES)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::NotAWebsocket, e.to_string()))?;
+    // Registered before the upgrade, so a refusal is a plain 429 and the cap holds at once.
+    let subscription = state
+        .hub
+        .subscribe(recipient.clone(), credential.hash.clone())?;
+    let watch = Watch::new(
+        credential,
+        Arc::clone(&subscription.revoked),
+        state.ws_recheck,
+    );
+    let (response, session, stream) = actix_ws::handle(&request, body)
+        .map_err(|e| ApiError::new(ErrorCode::NotAWebsocket, e.to_string()))?;
+    let (response, body_dropped) = BodyWatch::wrap(response);
+    let stream = stream
+        .max_frame_size(MAX_FRAME_BYTES)
+        .aggregate_continuations()
+        .max_continuation_size(MAX_FRAME_BYTES);
+    let flow = state.flow;
+    let connection = Connection {
+        subscription,
+        watch,
+        viewer: recipient.viewer(),
+        recipient,
+        client_id: client_id.to_owned(),
+        state: state.clone(),
+        session,
+        last: 0,
+        inbound: InboundLimit::new(flow.rate, flow.burst, Instant::now()),
+        typing: TypingCoalescer::new(flow.typing_interval),
+        refused: LogThrottle::new(super::connection::WARN_EVERY),
+        tcp: request.conn_data::<TcpHandle>().cloned(),
+        body_dropped,
+    };
+    actix_web::rt::spawn(connection.run(stream, query.since));
+    Ok(response)
+}
+
+/// Who the connection hears as, if the credential speaks for `client_id`: a customer session
+/// for its own customer, an agent session for `agent-<its id>`, a partner API key (in the
+/// header only) for any of the partner's customers.
+async fn authenticate(
+    request: &HttpRequest,
+    state: &AppState,
+    client_id: &str,
+    query_token: Option<&str>,
+) -> Result<(Recipient, Credential), ApiError> {
+    let unauthorized = |message: &str| ApiError::new(ErrorCode::InvalidCredentials, message);
+    let token = match (query_token, bearer(request)?) {
+        (Some(token), _) => Secret::presented(token),
+        (None, Some(token)) => token,
+        (None, None) => {
+            return Err(ApiError::new(
+                ErrorCode::MissingCredentials,
+                "add ?token=<session token> or send Authorization: Bearer <API key>",
+            ))
+        }
+    };
+    let is_session = [prefix::CUSTOMER_SESSION, prefix::AGENT_SESSION]
+        .iter()
+        .any(|kind| token.expose().starts_with(kind));
+    if query_token.is_some() && !is_session {
+        // A URL ends up in logs and browser history; an API key must never travel in one.
+        return Err(unauthorized(
+            "send a partner API key in the Authorization header, not in the URL",
+        ));
+    }
+    let client = client_ip(request, &state.trusted_proxies);
+    let Some(Authenticated {
+        identity,
+        credential,
+    }) = app::identity::authenticate(state, &token, Accepts::SOCKET, client).await?
+    else {
+        return Err(unauthorized("the token is unknown or expired"));
+    };
+    let recipient = match (identity, parse_client_id(client_id)) {
+        (Identity::Customer(session), ClientId::Customer(customer))
+            if customer == session.customer =>
+        {
+            Recipient::Customer(session.partner, customer)
+        }
+        (Identity::Agent(agent), ClientId::Agent(id)) if id == agent.id => Recipient::Agent(id),
+        (Identity::Partner(partner), ClientId::Customer(customer)) => {
+            Recipient::Customer(partner.id, customer)
+        }
+        (Identity::Partner(_), _) => {
+            return Err(unauthorized(
+                "with an API key, clientId is one of your customer ids",
+            ))
+        }
+        _ => return Err(unauthorized("this token is for another clientId")),
+    };
+    Ok((recipient, credential))
+}
