@@ -3,6 +3,7 @@
 use crate::conversation::Conversation;
 use crate::customer::CustomerId;
 use crate::error::DomainError;
+use crate::ids::AgentId;
 use crate::partner::PartnerId;
 
 /// The authenticated caller of a request.
@@ -13,7 +14,7 @@ pub enum Viewer {
     /// A browser holding a customer session token: that one customer.
     Customer(PartnerId, CustomerId),
     /// A support agent: every conversation (the queue is shared).
-    Agent(i64),
+    Agent(AgentId),
 }
 
 impl Viewer {
@@ -49,16 +50,17 @@ impl Viewer {
 mod tests {
     use super::*;
     use crate::conversation::ConversationStatus;
+    use crate::ids::{AgentId, ConversationId};
     use crate::timestamp::Timestamp;
     use time::macros::datetime;
 
     fn conversation(partner: i64, customer: &str, agent: Option<i64>) -> Conversation {
         let at = Timestamp::new(datetime!(2023-01-01 00:00 UTC));
         Conversation {
-            id: 1,
+            id: ConversationId(1),
             partner_id: PartnerId(partner),
             customer_id: CustomerId::from_stored(customer.into()),
-            agent_id: agent,
+            agent_id: agent.map(AgentId),
             status: if agent.is_some() {
                 ConversationStatus::Active
             } else {
@@ -82,13 +84,13 @@ mod tests {
         let customer = Viewer::Customer(PartnerId(1), ann());
         assert_eq!(partner.partner(), Some(PartnerId(1)));
         assert_eq!(customer.partner(), Some(PartnerId(1)));
-        assert_eq!(Viewer::Agent(2).partner(), None);
+        assert_eq!(Viewer::Agent(AgentId(2)).partner(), None);
         let seen =
             |viewer: &Viewer| [&mine, &sibling, &same_id_elsewhere].map(|c| viewer.can_see(c));
         assert_eq!(seen(&partner), [true, true, false]);
         assert_eq!(seen(&customer), [true, false, false]);
         assert_eq!(
-            seen(&Viewer::Agent(2)),
+            seen(&Viewer::Agent(AgentId(2))),
             [true, true, true],
             "the queue is shared"
         );
@@ -97,9 +99,9 @@ mod tests {
     #[test]
     fn only_agents_are_held_to_the_holder_rule() {
         let held = conversation(1, "ann", Some(2));
-        assert_eq!(Viewer::Agent(2).check_activity(&held), Ok(()));
+        assert_eq!(Viewer::Agent(AgentId(2)).check_activity(&held), Ok(()));
         assert_eq!(
-            Viewer::Agent(5).check_activity(&held),
+            Viewer::Agent(AgentId(5)).check_activity(&held),
             Err(DomainError::AssignedElsewhere)
         );
         assert_eq!(

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::customer::parse_email;
 use crate::error::ValidationError;
+use crate::ids::AgentId;
 use crate::limits::NAME_MAX_CHARS;
 use crate::partner::required_text;
 use crate::timestamp::Timestamp;
@@ -20,7 +21,7 @@ pub const PASSWORD_MAX_CHARS: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Agent {
-    pub id: i64,
+    pub id: AgentId,
     pub name: String,
     pub email: String,
     pub is_admin: bool,
@@ -31,7 +32,7 @@ pub struct Agent {
 impl Agent {
     /// The agent's `senderId` and WebSocket `clientId`.
     pub fn client_id(&self) -> String {
-        format!("agent-{}", self.id)
+        self.id.to_string()
     }
 }
 
@@ -188,6 +189,7 @@ impl PasswordMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::AgentId;
 
     #[test]
     fn passwords_hash_and_verify() {
@@ -232,7 +234,7 @@ mod tests {
     #[test]
     fn agents_speak_as_agent_and_their_id() {
         let agent = Agent {
-            id: 7,
+            id: AgentId(7),
             name: "Ann".into(),
             email: "ann@example.com".into(),
             is_admin: false,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::customer::CustomerId;
 use crate::error::{DomainError, ValidationError};
+use crate::ids::{AgentId, ConversationId};
 use crate::message::Sender;
 use crate::partner::PartnerId;
 use crate::timestamp::Timestamp;
@@ -50,12 +51,12 @@ impl fmt::Display for ConversationStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Conversation {
-    pub id: i64,
+    pub id: ConversationId,
     #[serde(skip)]
     pub partner_id: PartnerId,
     pub customer_id: CustomerId,
     /// `null` while unassigned.
-    pub agent_id: Option<i64>,
+    pub agent_id: Option<AgentId>,
     pub status: ConversationStatus,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -90,7 +91,7 @@ impl Conversation {
     }
 
     /// An agent takes a waiting conversation; taking one it already holds changes nothing.
-    pub fn check_assign(&self, agent_id: i64) -> Result<(), DomainError> {
+    pub fn check_assign(&self, agent_id: AgentId) -> Result<(), DomainError> {
         match (self.status, self.agent_id) {
             (ConversationStatus::Closed, _) => Err(DomainError::ConversationClosed),
             (ConversationStatus::Active, Some(holder)) if holder != agent_id => {
@@ -101,7 +102,7 @@ impl Conversation {
     }
 
     /// Only the agent holding an active conversation speaks in it.
-    pub fn check_agent_message(&self, agent_id: i64) -> Result<(), DomainError> {
+    pub fn check_agent_message(&self, agent_id: AgentId) -> Result<(), DomainError> {
         match (self.status, self.agent_id) {
             (ConversationStatus::Closed, _) => Err(DomainError::ConversationClosed),
             (ConversationStatus::Active, Some(holder)) if holder == agent_id => Ok(()),
@@ -115,7 +116,7 @@ impl Conversation {
 
     /// Typing and read receipts from an agent: like sending, only the holder of an active
     /// conversation; any agent may still look at (and mark read) a waiting or closed one.
-    pub fn check_agent_activity(&self, agent_id: i64) -> Result<(), DomainError> {
+    pub fn check_agent_activity(&self, agent_id: AgentId) -> Result<(), DomainError> {
         match (self.status, self.agent_id) {
             (ConversationStatus::Active, Some(holder)) if holder != agent_id => {
                 Err(DomainError::AssignedElsewhere)
@@ -126,7 +127,7 @@ impl Conversation {
 
     /// The agent holding a conversation closes it; any agent may close a waiting one (spam),
     /// and an admin any open one.
-    pub fn check_close_by(&self, agent_id: i64, is_admin: bool) -> Result<(), DomainError> {
+    pub fn check_close_by(&self, agent_id: AgentId, is_admin: bool) -> Result<(), DomainError> {
         self.check_close()?;
         match (self.status, self.agent_id) {
             (ConversationStatus::Active, Some(holder)) if holder != agent_id && !is_admin => {
@@ -148,15 +149,16 @@ impl Conversation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{AgentId, ConversationId};
     use time::macros::datetime;
 
     fn conversation(status: ConversationStatus, agent_id: Option<i64>) -> Conversation {
         let at = Timestamp::new(datetime!(2023-01-01 00:00 UTC));
         Conversation {
-            id: 1,
+            id: ConversationId(1),
             partner_id: PartnerId(1),
             customer_id: CustomerId::from_stored("customer-12345".into()),
-            agent_id,
+            agent_id: agent_id.map(AgentId),
             status,
             created_at: at,
             updated_at: at,
@@ -214,22 +216,22 @@ mod tests {
             ),
             (
                 "holder, active",
-                active.check_message_from(&Sender::Agent(2)),
+                active.check_message_from(&Sender::Agent(AgentId(2))),
                 OK,
             ),
             (
                 "other agent, active",
-                active.check_message_from(&Sender::Agent(5)),
+                active.check_message_from(&Sender::Agent(AgentId(5))),
                 TAKEN,
             ),
             (
                 "agent, waiting",
-                waiting.check_message_from(&Sender::Agent(2)),
+                waiting.check_message_from(&Sender::Agent(AgentId(2))),
                 NOT_TAKEN,
             ),
             (
                 "holder, closed",
-                closed.check_message_from(&Sender::Agent(2)),
+                closed.check_message_from(&Sender::Agent(AgentId(2))),
                 CLOSED,
             ),
             ("bot, waiting", waiting.check_message_from(&Sender::Bot), OK),
@@ -272,25 +274,29 @@ mod tests {
     #[test]
     fn assigning() {
         let wrong = mismatches(vec![
-            ("waiting", conversation(Waiting, None).check_assign(2), OK),
+            (
+                "waiting",
+                conversation(Waiting, None).check_assign(AgentId(2)),
+                OK,
+            ),
             (
                 "already mine",
-                conversation(Active, Some(2)).check_assign(2),
+                conversation(Active, Some(2)).check_assign(AgentId(2)),
                 OK,
             ),
             (
                 "another's",
-                conversation(Active, Some(3)).check_assign(2),
+                conversation(Active, Some(3)).check_assign(AgentId(2)),
                 TAKEN,
             ),
             (
                 "closed, was mine",
-                conversation(Closed, Some(2)).check_assign(2),
+                conversation(Closed, Some(2)).check_assign(AgentId(2)),
                 CLOSED,
             ),
             (
                 "closed, never taken",
-                conversation(Closed, None).check_assign(5),
+                conversation(Closed, None).check_assign(AgentId(5)),
                 CLOSED,
             ),
         ]);
@@ -302,47 +308,47 @@ mod tests {
         let wrong = mismatches(vec![
             (
                 "message: holder",
-                conversation(Active, Some(2)).check_agent_message(2),
+                conversation(Active, Some(2)).check_agent_message(AgentId(2)),
                 OK,
             ),
             (
                 "message: other agent",
-                conversation(Active, Some(2)).check_agent_message(5),
+                conversation(Active, Some(2)).check_agent_message(AgentId(5)),
                 TAKEN,
             ),
             (
                 "message: active without holder",
-                conversation(Active, None).check_agent_message(2),
+                conversation(Active, None).check_agent_message(AgentId(2)),
                 TAKEN,
             ),
             (
                 "message: waiting",
-                conversation(Waiting, None).check_agent_message(2),
+                conversation(Waiting, None).check_agent_message(AgentId(2)),
                 NOT_TAKEN,
             ),
             (
                 "message: closed, was holder",
-                conversation(Closed, Some(2)).check_agent_message(2),
+                conversation(Closed, Some(2)).check_agent_message(AgentId(2)),
                 CLOSED,
             ),
             (
                 "activity: holder",
-                conversation(Active, Some(2)).check_agent_activity(2),
+                conversation(Active, Some(2)).check_agent_activity(AgentId(2)),
                 OK,
             ),
             (
                 "activity: other agent",
-                conversation(Active, Some(2)).check_agent_activity(5),
+                conversation(Active, Some(2)).check_agent_activity(AgentId(5)),
                 TAKEN,
             ),
             (
                 "activity: waiting",
-                conversation(Waiting, None).check_agent_activity(5),
+                conversation(Waiting, None).check_agent_activity(AgentId(5)),
                 OK,
             ),
             (
                 "activity: closed, other agent",
-                conversation(Closed, Some(2)).check_agent_activity(5),
+                conversation(Closed, Some(2)).check_agent_activity(AgentId(5)),
                 OK,
             ),
         ]);
@@ -369,32 +375,32 @@ mod tests {
             ),
             (
                 "waiting, any agent",
-                conversation(Waiting, None).check_close_by(5, false),
+                conversation(Waiting, None).check_close_by(AgentId(5), false),
                 OK,
             ),
             (
                 "active, holder",
-                conversation(Active, Some(2)).check_close_by(2, false),
+                conversation(Active, Some(2)).check_close_by(AgentId(2), false),
                 OK,
             ),
             (
                 "active, other agent",
-                conversation(Active, Some(2)).check_close_by(5, false),
+                conversation(Active, Some(2)).check_close_by(AgentId(5), false),
                 TAKEN,
             ),
             (
                 "active, admin",
-                conversation(Active, Some(2)).check_close_by(5, true),
+                conversation(Active, Some(2)).check_close_by(AgentId(5), true),
                 OK,
             ),
             (
                 "closed, holder",
-                conversation(Closed, Some(2)).check_close_by(2, false),
+                conversation(Closed, Some(2)).check_close_by(AgentId(2), false),
                 CLOSED,
             ),
             (
                 "closed, admin",
-                conversation(Closed, Some(2)).check_close_by(5, true),
+                conversation(Closed, Some(2)).check_close_by(AgentId(5), true),
                 CLOSED,
             ),
         ]);

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::conversation::{Conversation, ConversationStatus};
 use crate::customer::CustomerId;
 use crate::flashback::Flashback;
+use crate::ids::{AgentId, ConversationId, Cursor, MessageId};
 use crate::message::Message;
 use crate::partner::PartnerId;
 
@@ -43,9 +44,9 @@ impl Event {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusChange {
-    pub conversation_id: i64,
+    pub conversation_id: ConversationId,
     pub status: ConversationStatus,
-    pub agent_id: Option<i64>,
+    pub agent_id: Option<AgentId>,
 }
 
 impl StatusChange {
@@ -63,8 +64,8 @@ impl StatusChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReadReceipt {
-    pub conversation_id: i64,
-    pub message_id: i64,
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
     pub is_agent: bool,
 }
 
@@ -80,7 +81,7 @@ pub struct FlashbackNotice {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Typing {
-    pub conversation_id: i64,
+    pub conversation_id: ConversationId,
     pub is_typing: bool,
     #[serde(default)]
     pub is_agent: bool,
@@ -93,7 +94,7 @@ pub struct Audience {
     pub partner: PartnerId,
     pub customer: CustomerId,
     /// The agent holding the conversation, if any.
-    pub agent: Option<i64>,
+    pub agent: Option<AgentId>,
     /// Every agent: the queue of waiting conversations is shared.
     pub all_agents: bool,
 }
@@ -132,7 +133,7 @@ impl Audience {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Recipient {
     Customer(PartnerId, CustomerId),
-    Agent(i64),
+    Agent(AgentId),
 }
 
 impl Recipient {
@@ -148,7 +149,7 @@ impl Recipient {
 }
 
 /// `{"type":…,"payload":…,"cursor":…}` from a payload that is already JSON.
-pub fn event_frame(kind: &str, payload_json: &str, cursor: i64) -> String {
+pub fn event_frame(kind: &str, payload_json: &str, cursor: Cursor) -> String {
     format!(r#"{{"type":"{kind}","payload":{payload_json},"cursor":{cursor}}}"#)
 }
 
@@ -161,16 +162,17 @@ pub fn plain_frame(kind: &str, payload: &impl Serialize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{ConversationId, Cursor};
     use crate::timestamp::Timestamp;
     use time::macros::datetime;
 
     fn conversation(status: ConversationStatus, agent: Option<i64>) -> Conversation {
         let at = Timestamp::new(datetime!(2023-01-01 00:00 UTC));
         Conversation {
-            id: 7,
+            id: ConversationId(7),
             partner_id: PartnerId(1),
             customer_id: CustomerId::from_stored("c".into()),
-            agent_id: agent,
+            agent_id: agent.map(AgentId),
             status,
             created_at: at,
             updated_at: at,
@@ -181,7 +183,7 @@ mod tests {
         Audience {
             partner: PartnerId(1),
             customer: CustomerId::from_stored(customer.into()),
-            agent,
+            agent: agent.map(AgentId),
             all_agents,
         }
     }
@@ -225,11 +227,11 @@ mod tests {
             Some(2),
         )));
         assert_eq!(
-            event_frame(status.kind(), &status.payload_json(), 42),
+            event_frame(status.kind(), &status.payload_json(), Cursor(42)),
             r#"{"type":"status","payload":{"conversationId":7,"status":"active","agentId":2},"cursor":42}"#
         );
         let typing = Typing {
-            conversation_id: 7,
+            conversation_id: ConversationId(7),
             is_typing: true,
             is_agent: false,
         };

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use crate::customer::CustomerId;
 use crate::error::{DomainError, ValidationError};
 use crate::event::{Recipient, Typing};
+use crate::ids::{AgentId, ConversationId, MessageId};
 use crate::message::{MessageDraft, Metadata, Sender};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -26,7 +27,7 @@ pub enum ClientFrame {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OutgoingMessage {
-    pub conversation_id: i64,
+    pub conversation_id: ConversationId,
     pub content: String,
     #[serde(default)]
     pub sender_id: Option<String>,
@@ -42,8 +43,8 @@ pub struct OutgoingMessage {
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReadRequest {
-    pub conversation_id: i64,
-    pub message_id: i64,
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
 }
 
 impl OutgoingMessage {
@@ -86,10 +87,7 @@ impl OutgoingMessage {
 
 /// Parses a WebSocket `clientId`: `agent-<n>` or a customer id.
 pub fn parse_client_id(client_id: &str) -> ClientId {
-    match client_id
-        .strip_prefix("agent-")
-        .and_then(|n| n.parse::<i64>().ok())
-    {
+    match AgentId::parse(client_id) {
         Some(id) => ClientId::Agent(id),
         None => match CustomerId::parse(client_id) {
             Ok(customer) => ClientId::Customer(customer),
@@ -101,13 +99,14 @@ pub fn parse_client_id(client_id: &str) -> ClientId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientId {
     Customer(CustomerId),
-    Agent(i64),
+    Agent(AgentId),
     Invalid,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{AgentId, ConversationId, MessageId};
     use crate::partner::PartnerId;
 
     fn parse(text: &str) -> Result<ClientFrame, serde_json::Error> {
@@ -119,7 +118,9 @@ mod tests {
         let message = parse(
             r#"{"type":"message","payload":{"conversationId":1,"content":"Hello, I need help","senderId":"customer-12345","isFromAgent":false}}"#,
         );
-        assert!(matches!(message, Ok(ClientFrame::Message(m)) if m.conversation_id == 1));
+        assert!(
+            matches!(message, Ok(ClientFrame::Message(m)) if m.conversation_id == ConversationId(1))
+        );
         let typing = parse(
             r#"{"type":"typing","payload":{"conversationId":1,"isTyping":true,"isAgent":false}}"#,
         );
@@ -127,7 +128,10 @@ mod tests {
         assert!(matches!(parse(r#"{"type":"ping"}"#), Ok(ClientFrame::Ping)));
         assert!(matches!(
             parse(r#"{"type":"read","payload":{"conversationId":1,"messageId":3}}"#),
-            Ok(ClientFrame::Read(ReadRequest { message_id: 3, .. }))
+            Ok(ClientFrame::Read(ReadRequest {
+                message_id: MessageId(3),
+                ..
+            }))
         ));
         assert!(parse(r#"{"type":"shout","payload":{}}"#).is_err());
         assert!(parse("not json").is_err());
@@ -137,7 +141,7 @@ mod tests {
     fn speakers_cannot_impersonate() {
         let ann = Recipient::Customer(PartnerId(1), CustomerId::from_stored("ann".into()));
         let message = |sender: Option<&str>, agent: Option<bool>| OutgoingMessage {
-            conversation_id: 1,
+            conversation_id: ConversationId(1),
             content: "hi".into(),
             sender_id: sender.map(str::to_owned),
             is_from_agent: agent,
@@ -148,15 +152,15 @@ mod tests {
         assert!(message(None, None).into_draft(&ann).is_ok());
         assert!(message(Some("bob"), None).into_draft(&ann).is_err());
         assert!(message(None, Some(true)).into_draft(&ann).is_err());
-        let agent = Recipient::Agent(2);
+        let agent = Recipient::Agent(AgentId(2));
         let draft = message(Some("agent-2"), Some(true)).into_draft(&agent);
-        assert_eq!(draft.map(|d| d.sender), Ok(Sender::Agent(2)));
+        assert_eq!(draft.map(|d| d.sender), Ok(Sender::Agent(AgentId(2))));
         assert!(message(Some("agent-3"), None).into_draft(&agent).is_err());
     }
 
     #[test]
     fn client_ids() {
-        assert_eq!(parse_client_id("agent-12"), ClientId::Agent(12));
+        assert_eq!(parse_client_id("agent-12"), ClientId::Agent(AgentId(12)));
         assert!(matches!(
             parse_client_id("customer-1"),
             ClientId::Customer(_)

@@ -11,6 +11,7 @@ pub mod detail;
 pub mod error;
 pub mod event;
 pub mod flashback;
+pub mod ids;
 pub mod inbound;
 pub mod limits;
 pub mod message;
@@ -30,6 +31,7 @@ pub use detail::ConversationDetail;
 pub use error::{DomainError, ValidationError};
 pub use event::{Audience, Event, Recipient, Typing};
 pub use flashback::{EventDate, Flashback, FlashbackProfile};
+pub use ids::{AgentId, ConversationId, Cursor, MessageId};
 pub use message::{
     AgentMessageRequest, Message, MessageDraft, Metadata, PartnerMessageRequest, Sender,
 };

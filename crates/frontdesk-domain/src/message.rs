@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::customer::CustomerId;
 use crate::error::{DomainError, ValidationError};
+use crate::ids::{AgentId, ConversationId, MessageId};
 use crate::limits::{
     CLIENT_MESSAGE_ID_MAX_CHARS, CONTENT_MAX_CHARS, CONTENT_MIN_CHARS, METADATA_MAX_BYTES,
 };
@@ -21,7 +22,7 @@ pub type Metadata = Map<String, Value>;
 pub enum Sender {
     Customer(CustomerId),
     /// `agent-<id>`.
-    Agent(i64),
+    Agent(AgentId),
     /// The automated responder: `bot`.
     Bot,
 }
@@ -36,10 +37,7 @@ impl Sender {
         if !is_from_agent {
             return Sender::Customer(CustomerId::from_stored(sender_id));
         }
-        match sender_id
-            .strip_prefix("agent-")
-            .and_then(|n| n.parse::<i64>().ok())
-        {
+        match AgentId::parse(&sender_id) {
             Some(id) => Sender::Agent(id),
             None => Sender::Bot,
         }
@@ -50,7 +48,7 @@ impl fmt::Display for Sender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Sender::Customer(id) => f.write_str(id.as_str()),
-            Sender::Agent(id) => write!(f, "agent-{id}"),
+            Sender::Agent(id) => id.fmt(f),
             Sender::Bot => f.write_str("bot"),
         }
     }
@@ -66,8 +64,8 @@ impl Serialize for Sender {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
-    pub id: i64,
-    pub conversation_id: i64,
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
     #[serde(rename = "senderId")]
     pub sender: Sender,
     pub content: String,
@@ -84,7 +82,7 @@ pub struct Message {
 /// A checked message, ready to be stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageDraft {
-    pub conversation_id: i64,
+    pub conversation_id: ConversationId,
     pub sender: Sender,
     pub content: String,
     pub metadata: Option<Metadata>,
@@ -94,7 +92,7 @@ pub struct MessageDraft {
 impl MessageDraft {
     /// Checks content, metadata and clientMessageId against contract.md's limits.
     pub fn new(
-        conversation_id: i64,
+        conversation_id: ConversationId,
         sender: Sender,
         content: String,
         metadata: Option<Metadata>,
@@ -190,8 +188,8 @@ impl AgentMessageRequest {
     /// Sent as `agent-<id>` into `conversation_id`.
     pub fn into_draft(
         self,
-        conversation_id: i64,
-        agent: i64,
+        conversation_id: ConversationId,
+        agent: AgentId,
     ) -> Result<MessageDraft, ValidationError> {
         MessageDraft::new(
             conversation_id,
@@ -207,7 +205,7 @@ impl AgentMessageRequest {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PartnerMessageRequest {
-    pub conversation_id: i64,
+    pub conversation_id: ConversationId,
     pub sender_id: String,
     pub content: String,
     #[serde(default)]
@@ -243,6 +241,7 @@ impl PartnerMessageRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{AgentId, ConversationId, MessageId};
     use time::macros::datetime;
 
     fn customer() -> Sender {
@@ -251,7 +250,8 @@ mod tests {
 
     #[test]
     fn content_limits() {
-        let draft = |content: String| MessageDraft::new(1, customer(), content, None, None);
+        let draft =
+            |content: String| MessageDraft::new(ConversationId(1), customer(), content, None, None);
         assert!(draft("x".into()).is_ok());
         assert!(draft("é".repeat(10_000)).is_ok());
         assert_eq!(draft(String::new()).map_err(|e| e.field), Err("content"));
@@ -268,7 +268,7 @@ mod tests {
             let Value::Object(map) = metadata else {
                 return Err(ValidationError::new("test", "not an object"));
             };
-            MessageDraft::new(1, customer(), "hi".into(), Some(map), None)
+            MessageDraft::new(ConversationId(1), customer(), "hi".into(), Some(map), None)
         };
         assert!(draft(serde_json::json!({"commandType": "order_lookup", "value": [1]})).is_ok());
         assert_eq!(
@@ -288,7 +288,8 @@ mod tests {
         let sized = |bytes: usize| {
             let mut map = Metadata::new();
             map.insert("v".into(), Value::String("x".repeat(bytes - 8)));
-            MessageDraft::new(1, customer(), "hi".into(), Some(map), None).map_err(|e| e.field)
+            MessageDraft::new(ConversationId(1), customer(), "hi".into(), Some(map), None)
+                .map_err(|e| e.field)
         };
         assert!(sized(16_384).is_ok());
         assert_eq!(sized(16_385).err(), Some("metadata"));
@@ -297,9 +298,15 @@ mod tests {
     #[test]
     fn client_message_ids() {
         let draft = |id: String| {
-            MessageDraft::new(1, customer(), "hi".into(), None, Some(id.clone()))
-                .map(|d| d.client_message_id)
-                .map_err(|e| e.field)
+            MessageDraft::new(
+                ConversationId(1),
+                customer(),
+                "hi".into(),
+                None,
+                Some(id.clone()),
+            )
+            .map(|d| d.client_message_id)
+            .map_err(|e| e.field)
         };
         assert_eq!(draft("a".into()), Ok(Some("a".into())));
         assert_eq!(draft("é".repeat(128)), Ok(Some("é".repeat(128))));
@@ -318,7 +325,7 @@ mod tests {
         let mut metadata = Metadata::new();
         metadata.insert("k".into(), Value::from(1));
         let draft = MessageDraft::new(
-            1,
+            ConversationId(1),
             customer(),
             "hi".into(),
             Some(metadata.clone()),
@@ -326,8 +333,8 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let stored = Message {
-            id: 9,
-            conversation_id: 1,
+            id: MessageId(9),
+            conversation_id: ConversationId(1),
             sender: customer(),
             content: "hi".into(),
             is_from_agent: false,
@@ -339,7 +346,7 @@ mod tests {
         assert!(draft.is_same_as(&stored));
         let differs = [
             Message {
-                conversation_id: 2,
+                conversation_id: ConversationId(2),
                 ..stored.clone()
             },
             Message {
@@ -362,7 +369,7 @@ mod tests {
 
     #[test]
     fn senders_round_trip() {
-        for sender in [customer(), Sender::Agent(2), Sender::Bot] {
+        for sender in [customer(), Sender::Agent(AgentId(2)), Sender::Bot] {
             let text = sender.to_string();
             assert_eq!(Sender::from_stored(text, sender.is_agent_side()), sender);
         }
@@ -371,9 +378,9 @@ mod tests {
     #[test]
     fn serialises_like_the_guide() {
         let message = Message {
-            id: 2,
-            conversation_id: 1,
-            sender: Sender::Agent(2),
+            id: MessageId(2),
+            conversation_id: ConversationId(1),
+            sender: Sender::Agent(AgentId(2)),
             content: "Hi there!".into(),
             is_from_agent: true,
             timestamp: Timestamp::new(datetime!(2023-01-01 00:00:05 UTC)),

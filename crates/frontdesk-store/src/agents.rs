@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use frontdesk_domain::{Agent, AgentSignup, SecretHash, Timestamp};
+use frontdesk_domain::{Agent, AgentId, AgentSignup, SecretHash, Timestamp};
 use time::{Duration, PrimitiveDateTime};
 
 use crate::error::{Entity, StoreError};
@@ -24,7 +24,7 @@ struct AgentRow {
 impl From<AgentRow> for Agent {
     fn from(row: AgentRow) -> Self {
         Agent {
-            id: row.id,
+            id: AgentId(row.id),
             name: row.name,
             email: row.email,
             is_admin: row.is_admin,
@@ -82,11 +82,11 @@ impl Store {
         Ok(found.map(|(row, hash)| (row.into(), hash)))
     }
 
-    pub async fn agent(&self, id: i64) -> Result<Agent, StoreError> {
+    pub async fn agent(&self, id: AgentId) -> Result<Agent, StoreError> {
         let mut db = self.pool.get().await?;
         let found: Option<AgentRow> = with_conn!(db, |conn| {
             agents::table
-                .find(id)
+                .find(id.0)
                 .select(AgentRow::as_select())
                 .first(conn)
                 .await
@@ -100,7 +100,7 @@ impl Store {
     /// Records a session token (by digest); returns when it expires. Expired sessions are swept.
     pub async fn create_agent_session(
         &self,
-        agent: i64,
+        agent: AgentId,
         token: &SecretHash,
         lifetime: Duration,
     ) -> Result<Timestamp, StoreError> {
@@ -111,7 +111,7 @@ impl Store {
             diesel::insert_into(agent_sessions::table)
                 .values((
                     agent_sessions::token_hash.eq(token.as_str()),
-                    agent_sessions::agent_id.eq(agent),
+                    agent_sessions::agent_id.eq(agent.0),
                     agent_sessions::created_at.eq(created.as_utc()),
                     agent_sessions::expires_at.eq(expires.as_utc()),
                 ))

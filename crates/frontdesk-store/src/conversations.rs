@@ -4,7 +4,8 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use frontdesk_domain::event::StatusChange;
 use frontdesk_domain::{
-    Audience, Conversation, ConversationStatus, CustomerId, Event, PartnerId, Viewer,
+    AgentId, Audience, Conversation, ConversationId, ConversationStatus, CustomerId, Event,
+    PartnerId, Viewer,
 };
 
 use crate::batch::BatchWrites;
@@ -90,11 +91,15 @@ impl Store {
     }
 
     /// One conversation, if `viewer` may see it.
-    pub async fn conversation(&self, viewer: &Viewer, id: i64) -> Result<Conversation, StoreError> {
+    pub async fn conversation(
+        &self,
+        viewer: &Viewer,
+        id: ConversationId,
+    ) -> Result<Conversation, StoreError> {
         let mut db = self.pool.get().await?;
         let row: Option<ConversationRow> = with_conn!(db, |conn| {
             conversations::table
-                .find(id)
+                .find(id.0)
                 .select(ConversationRow::as_select())
                 .first(conn)
                 .await
@@ -115,7 +120,7 @@ impl Store {
     pub async fn list_conversations(
         &self,
         status: Option<ConversationStatus>,
-        holder: Option<i64>,
+        holder: Option<AgentId>,
         limit: i64,
     ) -> Result<Vec<Conversation>, StoreError> {
         let mut db = self.pool.get().await?;
@@ -129,7 +134,7 @@ impl Store {
                 query = query.filter(conversations::status.eq(status.as_str()));
             }
             if let Some(holder) = holder {
-                query = query.filter(conversations::agent_id.eq(holder));
+                query = query.filter(conversations::agent_id.eq(holder.0));
             }
             query.load(conn).await?
         });

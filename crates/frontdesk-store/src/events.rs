@@ -2,7 +2,9 @@
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use frontdesk_domain::{Audience, CustomerId, PartnerId, Recipient};
+use frontdesk_domain::{
+    AgentId, Audience, ConversationId, Cursor, CustomerId, PartnerId, Recipient,
+};
 
 use crate::error::StoreError;
 use crate::pool::with_conn;
@@ -17,12 +19,11 @@ pub(crate) const CHANNEL: &str = "frontdesk_events";
 /// An event as the log holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
-    /// The cursor.
-    pub id: i64,
+    pub id: Cursor,
     pub kind: String,
     /// The payload as JSON text, ready to be framed.
     pub payload: String,
-    pub conversation_id: Option<i64>,
+    pub conversation_id: Option<ConversationId>,
     pub audience: Audience,
 }
 
@@ -44,15 +45,15 @@ impl NewEventRow {
     pub(crate) fn new(
         event: &frontdesk_domain::Event,
         audience: &Audience,
-        conversation_id: Option<i64>,
+        conversation_id: Option<ConversationId>,
         at: time::PrimitiveDateTime,
     ) -> Self {
         Self {
             kind: event.kind(),
             partner_id: audience.partner.0,
             customer_id: audience.customer.as_str().to_owned(),
-            conversation_id,
-            agent_id: audience.agent,
+            conversation_id: conversation_id.map(|id| id.0),
+            agent_id: audience.agent.map(|id| id.0),
             all_agents: audience.all_agents,
             payload: event.payload_json(),
             created_at: at,
@@ -76,14 +77,14 @@ struct EventRow {
 impl From<EventRow> for StoredEvent {
     fn from(row: EventRow) -> Self {
         StoredEvent {
-            id: row.id,
+            id: Cursor(row.id),
             kind: row.kind,
             payload: row.payload,
-            conversation_id: row.conversation_id,
+            conversation_id: row.conversation_id.map(ConversationId),
             audience: Audience {
                 partner: PartnerId(row.partner_id),
                 customer: CustomerId::from_stored(row.customer_id),
-                agent: row.agent_id,
+                agent: row.agent_id.map(AgentId),
                 all_agents: row.all_agents,
             },
         }
@@ -95,13 +96,13 @@ impl Store {
     pub async fn events_for(
         &self,
         recipient: &Recipient,
-        since: i64,
+        since: Cursor,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let mut db = self.pool.get().await?;
         let rows: Vec<EventRow> = with_conn!(db, |conn| {
             let query = events::table
-                .filter(events::id.gt(since))
+                .filter(events::id.gt(since.0))
                 .order(events::id.asc())
                 .limit(limit)
                 .select(EventRow::as_select());
@@ -115,7 +116,7 @@ impl Store {
                 }
                 Recipient::Agent(agent) => {
                     query
-                        .filter(events::agent_id.eq(agent).or(events::all_agents.eq(true)))
+                        .filter(events::agent_id.eq(agent.0).or(events::all_agents.eq(true)))
                         .load(conn)
                         .await?
                 }
@@ -127,13 +128,13 @@ impl Store {
     /// Every event with an id above `after`, oldest first (the instance's tail of the log).
     pub async fn events_after(
         &self,
-        after: i64,
+        after: Cursor,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let mut db = self.pool.get().await?;
         let rows: Vec<EventRow> = with_conn!(db, |conn| {
             events::table
-                .filter(events::id.gt(after))
+                .filter(events::id.gt(after.0))
                 .order(events::id.asc())
                 .limit(limit)
                 .select(EventRow::as_select())
@@ -144,7 +145,7 @@ impl Store {
     }
 
     /// The newest cursor, 0 when the log is empty.
-    pub async fn latest_event_id(&self) -> Result<i64, StoreError> {
+    pub async fn latest_event_id(&self) -> Result<Cursor, StoreError> {
         let mut db = self.pool.get().await?;
         let latest: Option<i64> = with_conn!(db, |conn| {
             events::table
@@ -152,6 +153,6 @@ impl Store {
                 .first(conn)
                 .await?
         });
-        Ok(latest.unwrap_or(0))
+        Ok(latest.map_or(Cursor::START, Cursor))
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use frontdesk_domain::{Audience, CustomerId, PartnerId, SecretHash, Typing};
+use frontdesk_domain::{AgentId, Audience, Cursor, CustomerId, PartnerId, SecretHash, Typing};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -50,7 +50,7 @@ impl TypingSignal {
             origin,
             partner: audience.partner.0,
             customer: audience.customer.as_str().to_owned(),
-            agent: audience.agent,
+            agent: audience.agent.map(|agent| agent.0),
             all_agents: audience.all_agents,
             typing,
         }
@@ -60,7 +60,7 @@ impl TypingSignal {
         Audience {
             partner: PartnerId(self.partner),
             customer: CustomerId::from_stored(self.customer.clone()),
-            agent: self.agent,
+            agent: self.agent.map(AgentId),
             all_agents: self.all_agents,
         }
     }
@@ -79,7 +79,7 @@ pub enum FeedItem {
 /// One instance's tail of the event log.
 pub struct EventFeed {
     store: Store,
-    last_seen: i64,
+    last_seen: Cursor,
     signals: broadcast::Receiver<Signal>,
     /// Typing and revocation signals (never logged), in the order they came.
     ephemeral: VecDeque<FeedItem>,

@@ -16,7 +16,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use diesel_async::AsyncConnection;
-use frontdesk_domain::{Audience, Conversation, Event, Message, MessageDraft, Timestamp, Viewer};
+use frontdesk_domain::{
+    Audience, Conversation, ConversationId, Event, Message, MessageDraft, Timestamp, Viewer,
+};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::batch::{pg, sqlite};
@@ -173,7 +175,8 @@ async fn one_by_one(
 /// lock its conversations, insert its messages (touching their conversations), append the
 /// events. The messages of one conversation keep their submission order.
 async fn write_batch(pool: &Pool, requests: &[Request]) -> Result<Vec<Outcome>, StoreError> {
-    let mut conversation_ids: Vec<i64> = requests.iter().map(|r| r.draft.conversation_id).collect();
+    let mut conversation_ids: Vec<i64> =
+        requests.iter().map(|r| r.draft.conversation_id.0).collect();
     conversation_ids.sort_unstable();
     conversation_ids.dedup();
     let (_turn, mut db) = pool.write().await?;
@@ -210,7 +213,7 @@ async fn write_batch(pool: &Pool, requests: &[Request]) -> Result<Vec<Outcome>, 
 }
 
 /// The locked rows, which are what the checks see.
-fn by_id(rows: Vec<ConversationRow>) -> Result<HashMap<i64, Conversation>, StoreError> {
+fn by_id(rows: Vec<ConversationRow>) -> Result<HashMap<ConversationId, Conversation>, StoreError> {
     rows.into_iter()
         .map(|row| Conversation::try_from(row).map(|c| (c.id, c)))
         .collect()
@@ -227,7 +230,7 @@ struct Plan {
 impl Plan {
     fn decide(
         requests: &[Request],
-        found: &HashMap<i64, Conversation>,
+        found: &HashMap<ConversationId, Conversation>,
         at: time::PrimitiveDateTime,
     ) -> Self {
         let mut plan = Plan {
@@ -257,7 +260,7 @@ impl Plan {
     fn conclude(
         mut self,
         inserted: Vec<Option<MessageRow>>,
-        found: &HashMap<i64, Conversation>,
+        found: &HashMap<ConversationId, Conversation>,
         at: time::PrimitiveDateTime,
     ) -> Result<(Vec<Outcome>, Vec<NewEventRow>), StoreError> {
         let mut events = Vec::with_capacity(inserted.len());
@@ -312,7 +315,7 @@ fn accept(
         .transpose()
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(NewMessageRow {
-        conversation_id: draft.conversation_id,
+        conversation_id: draft.conversation_id.0,
         sender_id: draft.sender.to_string(),
         content: draft.content.clone(),
         is_from_agent: draft.sender.is_agent_side(),
@@ -415,7 +418,12 @@ mod tests {
             assert!(matches!(again.as_slice(), [Outcome::Duplicate]));
         }
         let stored = store
-            .messages(&Viewer::Partner(partner.id), conversation.id, 0, 100)
+            .messages(
+                &Viewer::Partner(partner.id),
+                conversation.id,
+                frontdesk_domain::MessageId(0),
+                100,
+            )
             .await
             .unwrap_or_else(|e| panic!("history: {e}"));
         let contents: Vec<&str> = stored.iter().map(|m| m.content.as_str()).collect();

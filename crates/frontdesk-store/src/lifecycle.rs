@@ -4,7 +4,9 @@
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use frontdesk_domain::event::{ReadReceipt, StatusChange};
-use frontdesk_domain::{Audience, Conversation, ConversationStatus, Event, Viewer};
+use frontdesk_domain::{
+    AgentId, Audience, Conversation, ConversationId, ConversationStatus, Event, MessageId, Viewer,
+};
 
 use crate::batch::BatchWrites;
 use crate::error::{Entity, StoreError};
@@ -17,36 +19,44 @@ use crate::Store;
 /// What a status change does, decided by the domain against the locked row.
 #[derive(Debug, Clone, Copy)]
 enum Change {
-    Assign { agent: i64 },
-    Close { agent: i64, is_admin: bool },
+    Assign { agent: AgentId },
+    Close { agent: AgentId, is_admin: bool },
 }
 
 impl Store {
     /// An agent takes a conversation: `active`, `agentId` = the agent. Concurrent takers are
     /// serialised on the conversation row; the losers get `AssignedElsewhere`.
-    pub async fn assign(&self, agent: i64, conversation: i64) -> Result<Conversation, StoreError> {
+    pub async fn assign(
+        &self,
+        agent: AgentId,
+        conversation: ConversationId,
+    ) -> Result<Conversation, StoreError> {
         self.change_status(conversation, Change::Assign { agent })
             .await
     }
 
     pub async fn close(
         &self,
-        agent: i64,
+        agent: AgentId,
         is_admin: bool,
-        conversation: i64,
+        conversation: ConversationId,
     ) -> Result<Conversation, StoreError> {
         self.change_status(conversation, Change::Close { agent, is_admin })
             .await
     }
 
-    async fn change_status(&self, id: i64, change: Change) -> Result<Conversation, StoreError> {
+    async fn change_status(
+        &self,
+        id: ConversationId,
+        change: Change,
+    ) -> Result<Conversation, StoreError> {
         let (_turn, mut db) = self.pool.write().await?;
         let (after, emitted): (Conversation, bool) = with_conn!(db, |conn| {
             conn.transaction::<_, StoreError, _>(async move |conn| {
                 let at = now().as_utc();
                 // Locks the row (and on SQLite the database) before deciding anything, without
                 // changing it: a refused or no-op change leaves no trace.
-                let before: Conversation = diesel::update(conversations::table.find(id))
+                let before: Conversation = diesel::update(conversations::table.find(id.0))
                     .set(conversations::updated_at.eq(conversations::updated_at))
                     .returning(ConversationRow::as_returning())
                     .get_result(conn)
@@ -68,10 +78,10 @@ impl Store {
                         (ConversationStatus::Closed, before.agent_id)
                     }
                 };
-                let after: Conversation = diesel::update(conversations::table.find(id))
+                let after: Conversation = diesel::update(conversations::table.find(id.0))
                     .set((
                         conversations::status.eq(status.as_str()),
-                        conversations::agent_id.eq(agent),
+                        conversations::agent_id.eq(agent.map(|agent| agent.0)),
                         conversations::updated_at.eq(at),
                     ))
                     .returning(ConversationRow::as_returning())
@@ -97,19 +107,19 @@ impl Store {
     pub async fn mark_read(
         &self,
         reader: &Viewer,
-        conversation: i64,
-        up_to: i64,
-    ) -> Result<Option<i64>, StoreError> {
+        conversation: ConversationId,
+        up_to: MessageId,
+    ) -> Result<Option<MessageId>, StoreError> {
         let reader_is_agent = matches!(reader, Viewer::Agent(_));
         let (_turn, mut db) = self.pool.write().await?;
-        let marked: Option<i64> = with_conn!(db, |conn| {
+        let marked: Option<MessageId> = with_conn!(db, |conn| {
             conn.transaction::<_, StoreError, _>(async move |conn| {
                 let at = now().as_utc();
                 // The write comes first so SQLite takes its write lock at once.
                 let ids: Vec<i64> = diesel::update(
                     messages::table
-                        .filter(messages::conversation_id.eq(conversation))
-                        .filter(messages::id.le(up_to))
+                        .filter(messages::conversation_id.eq(conversation.0))
+                        .filter(messages::id.le(up_to.0))
                         .filter(messages::is_from_agent.eq(!reader_is_agent))
                         .filter(messages::read_status.eq(false)),
                 )
@@ -118,7 +128,7 @@ impl Store {
                 .get_results(conn)
                 .await?;
                 let current: Conversation = conversations::table
-                    .find(conversation)
+                    .find(conversation.0)
                     .select(ConversationRow::as_select())
                     .first(conn)
                     .await
@@ -130,7 +140,7 @@ impl Store {
                 }
                 // Refused after the update: the transaction rolls it back.
                 reader.check_activity(&current)?;
-                let Some(last) = ids.into_iter().max() else {
+                let Some(last) = ids.into_iter().max().map(MessageId) else {
                     return Ok(None);
                 };
                 let event = Event::Read(ReadReceipt {

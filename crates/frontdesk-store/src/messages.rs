@@ -2,7 +2,9 @@
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use frontdesk_domain::{Conversation, DomainError, Message, MessageDraft, Viewer};
+use frontdesk_domain::{
+    Conversation, ConversationId, DomainError, Message, MessageDraft, MessageId, Viewer,
+};
 
 use crate::error::{Entity, StoreError};
 use crate::group_commit::Outcome;
@@ -135,7 +137,7 @@ impl Store {
             match &key {
                 Earlier::ClientId(conversation, client_id) => {
                     query
-                        .filter(messages::conversation_id.eq(*conversation))
+                        .filter(messages::conversation_id.eq(conversation.0))
                         .filter(messages::client_message_id.eq(client_id))
                         .first(conn)
                         .await
@@ -167,16 +169,16 @@ impl Store {
     pub async fn messages(
         &self,
         viewer: &Viewer,
-        conversation_id: i64,
-        after: i64,
+        conversation_id: ConversationId,
+        after: MessageId,
         limit: i64,
     ) -> Result<Vec<Message>, StoreError> {
         self.conversation(viewer, conversation_id).await?;
         let mut db = self.pool.get().await?;
         let rows: Vec<MessageRow> = with_conn!(db, |conn| {
             messages::table
-                .filter(messages::conversation_id.eq(conversation_id))
-                .filter(messages::id.gt(after))
+                .filter(messages::conversation_id.eq(conversation_id.0))
+                .filter(messages::id.gt(after.0))
                 .order(messages::id.asc())
                 .limit(limit)
                 .select(MessageRow::as_select())
@@ -190,7 +192,7 @@ impl Store {
 /// What identifies a message stored earlier by the same append.
 pub(crate) enum Earlier {
     /// `(conversation, clientMessageId)`.
-    ClientId(i64, String),
+    ClientId(ConversationId, String),
     /// The server-side key of a message sent without one.
     AppendKey(String),
 }

@@ -2,8 +2,8 @@
 
 use diesel::prelude::*;
 use frontdesk_domain::{
-    Conversation, ConversationStatus, Customer, CustomerId, Flashback, Message, Metadata, Partner,
-    PartnerId, Sender, Timestamp,
+    AgentId, Conversation, ConversationId, ConversationStatus, Customer, CustomerId, Flashback,
+    Message, MessageId, Metadata, Partner, PartnerId, Sender, Timestamp,
 };
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
 
@@ -98,10 +98,10 @@ impl TryFrom<ConversationRow> for Conversation {
         let status = ConversationStatus::parse(&row.status)
             .ok_or_else(|| StoreError::Corrupt(format!("conversation status {}", row.status)))?;
         Ok(Conversation {
-            id: row.id,
+            id: ConversationId(row.id),
             partner_id: PartnerId(row.partner_id),
             customer_id: CustomerId::from_stored(row.customer_id),
-            agent_id: row.agent_id,
+            agent_id: row.agent_id.map(AgentId),
             status,
             created_at: Timestamp::from_utc(row.created_at),
             updated_at: Timestamp::from_utc(row.updated_at),
@@ -145,8 +145,8 @@ impl TryFrom<MessageRow> for Message {
             .transpose()
             .map_err(|e| StoreError::Corrupt(format!("message metadata: {e}")))?;
         Ok(Message {
-            id: row.id,
-            conversation_id: row.conversation_id,
+            id: MessageId(row.id),
+            conversation_id: ConversationId(row.conversation_id),
             sender: Sender::from_stored(row.sender_id, row.is_from_agent),
             content: row.content,
             is_from_agent: row.is_from_agent,

@@ -7,7 +7,7 @@ use diesel::dsl::{count_star, max, min};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use frontdesk_domain::summary::{ConversationSummary, CustomerBrief, PartnerBrief};
-use frontdesk_domain::{Conversation, ConversationStatus, Message, PartnerId};
+use frontdesk_domain::{AgentId, Conversation, ConversationStatus, Message, PartnerId};
 
 use crate::error::StoreError;
 use crate::pool::with_conn;
@@ -28,14 +28,14 @@ impl Store {
     pub async fn conversation_summaries(
         &self,
         status: Option<ConversationStatus>,
-        holder: Option<i64>,
+        holder: Option<AgentId>,
         limit: i64,
     ) -> Result<Vec<ConversationSummary>, StoreError> {
         let conversations = self.list_conversations(status, holder, limit).await?;
         if conversations.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<i64> = conversations.iter().map(|c| c.id).collect();
+        let ids: Vec<i64> = conversations.iter().map(|c| c.id.0).collect();
         let partner_ids: Vec<i64> = conversations.iter().map(|c| c.partner_id.0).collect();
         let customer_ids: Vec<String> = conversations
             .iter()
@@ -93,7 +93,7 @@ impl Store {
         });
         let edges: HashMap<i64, Message> = convert_all::<_, Message>(edge_rows)?
             .into_iter()
-            .map(|m| (m.id, m))
+            .map(|m| (m.id.0, m))
             .collect();
         let partners: HashMap<i64, String> = partner_rows.into_iter().collect();
         let customers: HashMap<(i64, String), (Option<String>, Option<String>)> = customer_rows
@@ -114,7 +114,7 @@ impl Store {
                     conversation.customer_id.as_str().to_owned(),
                 );
                 let (name, email) = customers.get(&key).cloned().unwrap_or_default();
-                let (first, last) = bounds.get(&conversation.id).copied().unwrap_or_default();
+                let (first, last) = bounds.get(&conversation.id.0).copied().unwrap_or_default();
                 ConversationSummary {
                     customer: CustomerBrief {
                         id: conversation.customer_id.clone(),
@@ -130,7 +130,7 @@ impl Store {
                     },
                     first_message: first.and_then(|id| edges.get(&id).cloned()),
                     last_message: last.and_then(|id| edges.get(&id).cloned()),
-                    unread_count: unread.get(&conversation.id).copied().unwrap_or(0),
+                    unread_count: unread.get(&conversation.id.0).copied().unwrap_or(0),
                     conversation,
                 }
             })

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use frontdesk_domain::message::PartnerMessageRequest;
-use frontdesk_domain::{CustomerId, Message, Sender, Timestamp};
+use frontdesk_domain::{ConversationId, CustomerId, Message, MessageId, Sender, Timestamp};
 
 use crate::config::BindArgs;
 
@@ -50,7 +50,7 @@ async fn run(bind: &str) -> std::io::Result<()> {
 async fn send(body: web::Json<PartnerMessageRequest>, ids: web::Data<AtomicI64>) -> HttpResponse {
     match body.into_inner().into_draft() {
         Ok(draft) => HttpResponse::Created().json(Message {
-            id: ids.fetch_add(1, Ordering::Relaxed),
+            id: MessageId(ids.fetch_add(1, Ordering::Relaxed)),
             conversation_id: draft.conversation_id,
             sender: draft.sender,
             content: draft.content,
@@ -73,8 +73,8 @@ fn canned_page() -> Vec<Message> {
     let at = Timestamp::new(time::OffsetDateTime::now_utc());
     (1..=PAGE as i64)
         .map(|id| Message {
-            id,
-            conversation_id: 1,
+            id: MessageId(id),
+            conversation_id: ConversationId(1),
             sender: Sender::Customer(CustomerId::from_stored("hist-1".to_owned())),
             content: format!("seeded message {id}"),
             is_from_agent: false,

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use frontdesk_domain::{CustomerId, MessageDraft, PartnerRegistration, Secret, Sender, Viewer};
+use frontdesk_domain::{
+    ConversationId, CustomerId, MessageDraft, PartnerRegistration, Secret, Sender, Viewer,
+};
 use frontdesk_store::{Store, StoreConfig};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
@@ -83,7 +85,7 @@ async fn measure(args: &StoreArgs) -> Result<StoreReport> {
                 store
                     .create_conversation(partner.id, customer)
                     .await
-                    .map(|c| c.id)
+                    .map(|c| c.id.0)
             }
         })
         // Few at a time, like the scenarios' setup: on SQLite, many concurrent writers
@@ -122,7 +124,7 @@ async fn measure(args: &StoreArgs) -> Result<StoreReport> {
                 let (conversation, customer) = &targets[(client + seq * clients) % targets.len()];
                 seq += 1;
                 let outcome = MessageDraft::new(
-                    *conversation,
+                    ConversationId(*conversation),
                     Sender::Customer(customer.clone()),
                     format!("ingest {client}-{seq}: my parcel has not arrived yet"),
                     None,

@@ -2,8 +2,8 @@
 
 use frontdesk_domain::summary::ConversationSummary;
 use frontdesk_domain::{
-    Agent, Conversation, ConversationDetail, ConversationStatus, CustomerId, ValidationError,
-    Viewer,
+    Agent, Conversation, ConversationDetail, ConversationId, ConversationStatus, CustomerId,
+    ValidationError, Viewer,
 };
 
 use crate::app::identity::ensure_speaks_for;
@@ -75,7 +75,7 @@ pub(crate) async fn queue(
 pub(crate) async fn detail(
     state: &AppState,
     agent: &Agent,
-    id: i64,
+    id: ConversationId,
 ) -> Result<ConversationDetail, ApiError> {
     let conversation = state
         .store
@@ -93,7 +93,7 @@ pub(crate) async fn detail(
 pub(crate) async fn assign(
     state: &AppState,
     agent: &Agent,
-    id: i64,
+    id: ConversationId,
 ) -> Result<Conversation, ApiError> {
     Ok(state.store.assign(agent.id, id).await?)
 }
@@ -101,7 +101,7 @@ pub(crate) async fn assign(
 pub(crate) async fn close(
     state: &AppState,
     agent: &Agent,
-    id: i64,
+    id: ConversationId,
 ) -> Result<Conversation, ApiError> {
     Ok(state.store.close(agent.id, agent.is_admin, id).await?)
 }

@@ -1,6 +1,6 @@
 //! The event log as a WebSocket client reads it: from a cursor, or from now.
 
-use frontdesk_domain::Recipient;
+use frontdesk_domain::{Cursor, Recipient};
 use frontdesk_store::{StoreError, StoredEvent};
 
 use crate::error::{ApiError, ErrorCode};
@@ -11,7 +11,7 @@ const REPLAY_PAGE: i64 = 500;
 
 /// Refuses a cursor from the future (another database, a typo), which would silently skip
 /// every live event up to it, while the client can still be told.
-pub(crate) async fn check_since(state: &AppState, since: i64) -> Result<(), ApiError> {
+pub(crate) async fn check_since(state: &AppState, since: Cursor) -> Result<(), ApiError> {
     let newest = state.store.latest_event_id().await?;
     if since > newest {
         return Err(ApiError::new(
@@ -26,7 +26,7 @@ pub(crate) async fn check_since(state: &AppState, since: i64) -> Result<(), ApiE
 pub(crate) async fn replay(
     state: &AppState,
     recipient: &Recipient,
-    after: i64,
+    after: Cursor,
 ) -> Result<(Vec<StoredEvent>, bool), StoreError> {
     let page = state
         .store
@@ -37,6 +37,6 @@ pub(crate) async fn replay(
 }
 
 /// The newest cursor: a client connecting without `since` hears what comes after it.
-pub(crate) async fn newest(state: &AppState) -> Result<i64, StoreError> {
+pub(crate) async fn newest(state: &AppState) -> Result<Cursor, StoreError> {
     state.store.latest_event_id().await
 }

@@ -3,7 +3,7 @@
 
 use frontdesk_domain::inbound::OutgoingMessage;
 use frontdesk_domain::{
-    Agent, AgentMessageRequest, ConversationStatus, Message, MessageDraft, Page,
+    Agent, AgentMessageRequest, ConversationId, ConversationStatus, Message, MessageDraft, Page,
     PartnerMessageRequest, Recipient, Viewer,
 };
 use frontdesk_store::Appended;
@@ -26,7 +26,7 @@ pub(crate) async fn send(
 pub(crate) async fn send_as_agent(
     state: &AppState,
     agent: &Agent,
-    conversation: i64,
+    conversation: ConversationId,
     request: AgentMessageRequest,
 ) -> Result<Appended, ApiError> {
     let draft = request.into_draft(conversation, agent.id)?;
@@ -54,7 +54,7 @@ async fn append(
         // A customer spoke and no agent holds the conversation: the automated responder
         // (contract.md, "Automated replies") answers from here.
         tracing::debug!(
-            conversation = appended.conversation.id,
+            conversation = appended.conversation.id.0,
             "waiting for an agent"
         );
     }
@@ -72,7 +72,7 @@ fn awaits_reply(appended: &Appended) -> bool {
 pub(crate) async fn history(
     state: &AppState,
     viewer: &Viewer,
-    conversation: i64,
+    conversation: ConversationId,
     page: Page,
 ) -> Result<Vec<Message>, ApiError> {
     Ok(state

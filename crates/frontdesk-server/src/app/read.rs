@@ -1,6 +1,6 @@
 //! Read receipts: the reader has seen the other side's messages up to one of them.
 
-use frontdesk_domain::Viewer;
+use frontdesk_domain::{ConversationId, MessageId, Viewer};
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -10,17 +10,17 @@ use crate::state::AppState;
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Marked {
-    pub conversation_id: i64,
-    pub message_id: i64,
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
     /// The highest id newly marked; `null` when nothing was unread (then no event is sent).
-    pub last_marked: Option<i64>,
+    pub last_marked: Option<MessageId>,
 }
 
 pub(crate) async fn mark(
     state: &AppState,
     reader: &Viewer,
-    conversation_id: i64,
-    message_id: i64,
+    conversation_id: ConversationId,
+    message_id: MessageId,
 ) -> Result<Marked, ApiError> {
     let last_marked = state
         .store

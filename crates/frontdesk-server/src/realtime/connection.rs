@@ -8,7 +8,7 @@ use actix_web::web::{self, Bytes};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
 use bytestring::ByteString;
 use frontdesk_domain::event::event_frame;
-use frontdesk_domain::{Recipient, Viewer};
+use frontdesk_domain::{Cursor, Recipient, Viewer};
 use futures_util::StreamExt;
 use serde_json::json;
 
@@ -46,7 +46,7 @@ pub(super) struct Connection {
     pub(super) state: web::Data<AppState>,
     pub(super) session: Session,
     /// The cursor of the last event sent.
-    pub(super) last: i64,
+    pub(super) last: Cursor,
     /// The client's frames: their rate, and their typing coalesced.
     pub(super) inbound: InboundLimit,
     pub(super) typing: TypingCoalescer,
@@ -77,7 +77,7 @@ enum Out {
 }
 
 impl Connection {
-    pub(super) async fn run(mut self, mut stream: AggregatedMessageStream, since: Option<i64>) {
+    pub(super) async fn run(mut self, mut stream: AggregatedMessageStream, since: Option<Cursor>) {
         // The task's future is as large as its largest state, and an idle connection spends
         // its life waiting in `serve`: the one-off catch-up, the handling of a client frame
         // (which holds a whole store call), a write (with its deadline's timer) and the
@@ -125,7 +125,7 @@ impl Connection {
     }
 
     /// Replays events after `since` (the hub is already queueing live ones), then `ready`.
-    async fn catch_up(&mut self, since: Option<i64>) -> Result<(), End> {
+    async fn catch_up(&mut self, since: Option<Cursor>) -> Result<(), End> {
         let unavailable = |_| End::Close(CloseCode::Error, "event log unavailable");
         match since {
             Some(since) => {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use actix_web::{web, HttpRequest, HttpResponse};
 use frontdesk_domain::credentials::prefix;
 use frontdesk_domain::inbound::{parse_client_id, ClientId};
-use frontdesk_domain::{Recipient, Secret};
+use frontdesk_domain::{Cursor, Recipient, Secret};
 use serde::Deserialize;
 
 use super::connection::{Connection, MAX_FRAME_BYTES};
@@ -30,7 +30,7 @@ use crate::state::AppState;
 pub struct WsQuery {
     client_id: Option<String>,
     token: Option<String>,
-    since: Option<i64>,
+    since: Option<Cursor>,
 }
 
 /// 401 without an upgrade unless the credentials speak for `clientId`, 400 for a `since` the
@@ -45,7 +45,7 @@ pub async fn connect(
         .client_id
         .as_deref()
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidQuery, "clientId is required"))?;
-    if query.since.is_some_and(|since| since < 0) {
+    if query.since.is_some_and(|since| since.0 < 0) {
         return Err(ApiError::new(
             ErrorCode::InvalidQuery,
             "since must be a cursor, 0 or more",
@@ -85,7 +85,7 @@ pub async fn connect(
         client_id: client_id.to_owned(),
         state: state.clone(),
         session,
-        last: 0,
+        last: Cursor::START,
         inbound: InboundLimit::new(flow.rate, flow.burst, Instant::now()),
         typing: TypingCoalescer::new(flow.typing_interval),
         refused: LogThrottle::new(super::connection::WARN_EVERY),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
 use frontdesk_domain::event::{event_frame, plain_frame};
-use frontdesk_domain::{Audience, CustomerId, PartnerId, Recipient, SecretHash};
+use frontdesk_domain::{AgentId, Audience, Cursor, CustomerId, PartnerId, Recipient, SecretHash};
 use frontdesk_store::{StoredEvent, TypingSignal};
 use rand::Rng;
 use tokio::sync::{mpsc, Notify};
@@ -33,7 +33,7 @@ pub enum Outbound {
 #[derive(Debug)]
 pub struct Frame {
     /// The event's cursor; `None` for frames outside the log (typing).
-    pub cursor: Option<i64>,
+    pub cursor: Option<Cursor>,
     pub text: ByteString,
 }
 
@@ -55,7 +55,7 @@ struct Registry {
     customers: HashMap<(PartnerId, CustomerId), HashSet<u64>>,
     /// Customer connections per partner, for its cap.
     partners: HashMap<PartnerId, usize>,
-    agents: HashMap<i64, HashSet<u64>>,
+    agents: HashMap<AgentId, HashSet<u64>>,
     every_agent: HashSet<u64>,
     /// Connections by the credential they used, so a revocation finds them.
     credentials: HashMap<SecretHash, HashSet<u64>>,
@@ -390,7 +390,7 @@ mod tests {
         let kill = Arc::new(Notify::new());
         let mut registry = Registry::default();
         let connection = Member {
-            recipient: Recipient::Agent(1),
+            recipient: Recipient::Agent(AgentId(1)),
             credential: frontdesk_domain::Secret::presented("fda_test").hash(),
             tx,
             kill: Arc::clone(&kill),
@@ -415,10 +415,10 @@ mod tests {
         // The logout ran between the handshake's credential check and its registration.
         assert_eq!(hub.revoke(&revoked), 0);
         assert!(matches!(
-            hub.subscribe(Recipient::Agent(1), revoked),
+            hub.subscribe(Recipient::Agent(AgentId(1)), revoked),
             Err(Refused::Revoked)
         ));
-        assert!(hub.subscribe(Recipient::Agent(1), other).is_ok());
+        assert!(hub.subscribe(Recipient::Agent(AgentId(1)), other).is_ok());
     }
 
     #[tokio::test]

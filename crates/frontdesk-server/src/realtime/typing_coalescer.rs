@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use frontdesk_domain::ConversationId;
+
 /// Conversations remembered per connection; beyond this the oldest entries are forgotten
 /// (which can only let one extra frame through).
 const REMEMBERED: usize = 64;
@@ -13,7 +15,7 @@ const REMEMBERED: usize = 64;
 pub struct TypingCoalescer {
     interval: Duration,
     /// Conversation -> the state last forwarded, and when.
-    last: HashMap<i64, (bool, Instant)>,
+    last: HashMap<ConversationId, (bool, Instant)>,
 }
 
 impl TypingCoalescer {
@@ -25,7 +27,7 @@ impl TypingCoalescer {
     }
 
     /// Whether this frame goes on; if so it is remembered as the last forwarded.
-    pub fn admit(&mut self, conversation: i64, is_typing: bool, now: Instant) -> bool {
+    pub fn admit(&mut self, conversation: ConversationId, is_typing: bool, now: Instant) -> bool {
         if let Some((state, at)) = self.last.get(&conversation) {
             if *state == is_typing && now.saturating_duration_since(*at) < self.interval {
                 return false;
@@ -45,7 +47,7 @@ impl TypingCoalescer {
 
     /// This connection sent a message in `conversation`: its peers' indicators stop showing
     /// typing on their own when it arrives, so the next `typing` must pass, repeat or not.
-    pub fn message_sent(&mut self, conversation: i64) {
+    pub fn message_sent(&mut self, conversation: ConversationId) {
         self.last.remove(&conversation);
     }
 }
@@ -58,38 +60,38 @@ mod tests {
     fn typing_after_a_message_passes() {
         let start = Instant::now();
         let mut typing = TypingCoalescer::new(Duration::from_secs(1));
-        assert!(typing.admit(7, true, start));
-        typing.message_sent(7);
-        assert!(typing.admit(7, true, start + Duration::from_millis(10)));
+        assert!(typing.admit(ConversationId(7), true, start));
+        typing.message_sent(ConversationId(7));
+        assert!(typing.admit(ConversationId(7), true, start + Duration::from_millis(10)));
     }
 
     #[test]
     fn repeats_within_the_interval_are_dropped() {
         let start = Instant::now();
         let mut typing = TypingCoalescer::new(Duration::from_secs(1));
-        assert!(typing.admit(7, true, start));
-        assert!(!typing.admit(7, true, start + Duration::from_millis(10)));
-        assert!(!typing.admit(7, true, start + Duration::from_millis(999)));
-        assert!(typing.admit(7, true, start + Duration::from_millis(1000)));
+        assert!(typing.admit(ConversationId(7), true, start));
+        assert!(!typing.admit(ConversationId(7), true, start + Duration::from_millis(10)));
+        assert!(!typing.admit(ConversationId(7), true, start + Duration::from_millis(999)));
+        assert!(typing.admit(ConversationId(7), true, start + Duration::from_millis(1000)));
     }
 
     #[test]
     fn a_change_always_passes() {
         let start = Instant::now();
         let mut typing = TypingCoalescer::new(Duration::from_secs(1));
-        assert!(typing.admit(7, true, start));
-        assert!(typing.admit(7, false, start));
-        assert!(typing.admit(7, true, start));
-        assert!(!typing.admit(7, true, start));
+        assert!(typing.admit(ConversationId(7), true, start));
+        assert!(typing.admit(ConversationId(7), false, start));
+        assert!(typing.admit(ConversationId(7), true, start));
+        assert!(!typing.admit(ConversationId(7), true, start));
     }
 
     #[test]
     fn conversations_are_independent() {
         let start = Instant::now();
         let mut typing = TypingCoalescer::new(Duration::from_secs(1));
-        assert!(typing.admit(1, true, start));
-        assert!(typing.admit(2, true, start));
-        assert!(!typing.admit(1, true, start));
+        assert!(typing.admit(ConversationId(1), true, start));
+        assert!(typing.admit(ConversationId(2), true, start));
+        assert!(!typing.admit(ConversationId(1), true, start));
     }
 
     #[test]
@@ -97,7 +99,7 @@ mod tests {
         let start = Instant::now();
         let mut typing = TypingCoalescer::new(Duration::from_secs(1));
         for conversation in 0..10_000 {
-            typing.admit(conversation, true, start);
+            typing.admit(ConversationId(conversation), true, start);
         }
         assert!(typing.last.len() <= REMEMBERED);
     }

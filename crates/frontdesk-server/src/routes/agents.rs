@@ -1,7 +1,7 @@
 //! The support side's API (contract.md, "Agents").
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use frontdesk_domain::{AgentMessageRequest, NewAgent, Timestamp};
+use frontdesk_domain::{AgentMessageRequest, ConversationId, MessageId, NewAgent, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::app;
@@ -76,7 +76,7 @@ pub async fn list(
 pub async fn detail(
     auth: AgentAuth,
     state: web::Data<AppState>,
-    path: web::Path<i64>,
+    path: web::Path<ConversationId>,
 ) -> Result<HttpResponse, ApiError> {
     let detail = app::conversations::detail(&state, &auth.agent, *path).await?;
     Ok(HttpResponse::Ok().json(detail))
@@ -86,7 +86,7 @@ pub async fn detail(
 pub async fn messages(
     auth: AgentAuth,
     state: web::Data<AppState>,
-    path: web::Path<i64>,
+    path: web::Path<ConversationId>,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let messages = app::messages::history(&state, &auth.viewer(), *path, query.page()?).await?;
@@ -97,7 +97,7 @@ pub async fn messages(
 pub async fn assign(
     auth: AgentAuth,
     state: web::Data<AppState>,
-    path: web::Path<i64>,
+    path: web::Path<ConversationId>,
 ) -> Result<HttpResponse, ApiError> {
     let conversation = app::conversations::assign(&state, &auth.agent, *path).await?;
     Ok(HttpResponse::Ok().json(conversation))
@@ -107,7 +107,7 @@ pub async fn assign(
 pub async fn close(
     auth: AgentAuth,
     state: web::Data<AppState>,
-    path: web::Path<i64>,
+    path: web::Path<ConversationId>,
 ) -> Result<HttpResponse, ApiError> {
     let conversation = app::conversations::close(&state, &auth.agent, *path).await?;
     Ok(HttpResponse::Ok().json(conversation))
@@ -117,7 +117,7 @@ pub async fn close(
 pub async fn send(
     auth: AgentAuth,
     state: web::Data<AppState>,
-    path: web::Path<i64>,
+    path: web::Path<ConversationId>,
     body: web::Json<AgentMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let appended =
@@ -128,14 +128,14 @@ pub async fn send(
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReadBody {
-    message_id: i64,
+    message_id: MessageId,
 }
 
 /// `POST /api/agent/conversations/:id/read`: the customer's messages up to `messageId` are read.
 pub async fn read(
     auth: AgentAuth,
     state: web::Data<AppState>,
-    path: web::Path<i64>,
+    path: web::Path<ConversationId>,
     body: web::Json<ReadBody>,
 ) -> Result<HttpResponse, ApiError> {
     let marked = app::read::mark(&state, &auth.viewer(), *path, body.message_id).await?;

@@ -1,5 +1,5 @@
 use actix_web::{web, HttpResponse};
-use frontdesk_domain::{Page, PartnerMessageRequest};
+use frontdesk_domain::{ConversationId, MessageId, Page, PartnerMessageRequest};
 use serde::Deserialize;
 
 use crate::app;
@@ -32,7 +32,7 @@ pub(crate) fn stored(appended: frontdesk_store::Appended) -> HttpResponse {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
-    after: Option<i64>,
+    after: Option<MessageId>,
     limit: Option<i64>,
 }
 
@@ -46,7 +46,7 @@ impl HistoryQuery {
 pub async fn history(
     caller: CallerAuth,
     state: web::Data<AppState>,
-    path: web::Path<i64>,
+    path: web::Path<ConversationId>,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let messages = app::messages::history(&state, &caller.0, *path, query.page()?).await?;
