@@ -21,7 +21,7 @@ mod sessions;
 mod summaries;
 mod throttle;
 
-pub use error::{Entity, StoreError};
+pub use error::{DatabaseError, Entity, StoreError};
 pub use events::StoredEvent;
 pub use feed::{EventFeed, FeedItem, TypingSignal};
 pub use group_commit::MAX_BATCH as MAX_APPEND_BATCH;
