@@ -1,31 +1,17 @@
 //! Writing many rows at once, per backend, inside the caller's transaction: the steps of a
-//! message batch (module `pg`, module `sqlite`) and event appends (`BatchWrites`, for code
-//! written once for both backends). PostgreSQL takes one statement per step whatever the batch
+//! message batch and the event appends of every write (module `pg`, module `sqlite`). PostgreSQL takes one statement per step whatever the batch
 //! size (arrays through `unnest`, so the text never changes and is prepared once per
 //! connection): every statement is a round trip, and on a busy server the round trips were
 //! most of a batch's time. SQLite's steps are plain synchronous functions, so a whole batch
 //! runs in one hop to the connection's blocking thread.
 
-use std::future::Future;
-
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamp, Untyped};
 use diesel::QueryResult;
-use diesel_async::AsyncPgConnection;
 use time::PrimitiveDateTime;
 
-use crate::events::NewEventRow;
-use crate::pool::SqliteConn;
 use crate::rows::{MessageRow, NewMessageRow};
-
-/// Appending events, which every write does inside its own transaction, on either backend.
-pub(crate) trait BatchWrites {
-    fn insert_events(
-        &mut self,
-        rows: Vec<NewEventRow>,
-    ) -> impl Future<Output = QueryResult<()>> + Send;
-}
 
 /// One statement: the messages in input order (ids are drawn in that order), and the touch of
 /// their conversations, which sees only the rows really inserted. A message whose
@@ -135,12 +121,6 @@ pub(crate) mod pg {
     }
 }
 
-impl BatchWrites for AsyncPgConnection {
-    async fn insert_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<()> {
-        pg::insert_events(self, rows).await
-    }
-}
-
 /// The two array-bound statements as query types of their own: `sql_query` is never kept
 /// prepared (diesel-async would parse it again on every call, a round trip more), while a type
 /// with a static query id is prepared once per connection.
@@ -196,13 +176,6 @@ array_statement!(PgInsertEvents, PG_INSERT_EVENTS,
     payload: Vec<String> => Array<Text>,
     created_at: Vec<PrimitiveDateTime> => Array<Timestamp>,
 );
-
-impl BatchWrites for SqliteConn {
-    async fn insert_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<()> {
-        self.spawn_blocking(move |conn| sqlite::insert_events(conn, rows))
-            .await
-    }
-}
 
 /// The same steps on the synchronous SQLite connection, for callers that already run on its
 /// blocking thread (a whole message batch goes there in one hop).

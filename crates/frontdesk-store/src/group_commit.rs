@@ -17,16 +17,17 @@ use std::time::Duration;
 
 use diesel_async::AsyncConnection;
 use frontdesk_domain::{Audience, Conversation, Event, Message, MessageDraft, Timestamp, Viewer};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::batch::{pg, sqlite};
+use crate::broker::Broker;
 use crate::error::{Entity, StoreError};
 use crate::events::NewEventRow;
-use crate::feed::Signal;
 use crate::health::StorageHealth;
 use crate::messages::{check, Appended};
 use crate::pool::{DbConn, Pool};
 use crate::rows::{now, ConversationRow, MessageRow, NewMessageRow};
+use crate::write::Emitted;
 
 /// The most appends in one transaction. Also the largest burst of events one commit can hand a
 /// single WebSocket, so connection queues must hold at least this many frames.
@@ -66,21 +67,16 @@ pub(crate) struct Writer {
 /// Starts the writer; it stops when every sender (every `Store` clone) is gone.
 pub(crate) fn start(
     pool: Pool,
-    signals: broadcast::Sender<Signal>,
+    broker: Broker,
     health: StorageHealth,
     deadline: Duration,
 ) -> Writer {
     let (jobs, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(pool, signals, health, rx));
+    tokio::spawn(run(pool, broker, health, rx));
     Writer { jobs, deadline }
 }
 
-async fn run(
-    pool: Pool,
-    signals: broadcast::Sender<Signal>,
-    health: StorageHealth,
-    mut rx: mpsc::Receiver<AppendJob>,
-) {
+async fn run(pool: Pool, broker: Broker, health: StorageHealth, mut rx: mpsc::Receiver<AppendJob>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         jobs.push(first);
@@ -119,7 +115,7 @@ async fn run(
         };
         // After a failure too: a commit may have succeeded before the error.
         if failed || outcomes.iter().any(|o| matches!(o, Outcome::Created(_))) {
-            let _ = signals.send(Signal::Events);
+            broker.events_committed();
         }
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             // A caller that went away still had its message stored; a retry finds it.
@@ -184,9 +180,9 @@ async fn write_batch(pool: &Pool, requests: &[Request]) -> Result<Vec<Outcome>, 
                 let found = by_id(pg::lock_conversations(conn, conversation_ids).await?)?;
                 let mut plan = Plan::decide(requests, &found, at);
                 let inserted = pg::insert_messages(conn, plan.take_rows(), at).await?;
-                let (outcomes, events) = plan.conclude(inserted, &found, at)?;
+                let Emitted { value, events } = plan.conclude(inserted, &found, at)?;
                 pg::insert_events(conn, events).await?;
-                Ok(outcomes)
+                Ok(value)
             })
             .await
         }
@@ -199,9 +195,9 @@ async fn write_batch(pool: &Pool, requests: &[Request]) -> Result<Vec<Outcome>, 
                     let found = by_id(sqlite::lock_conversations(conn, conversation_ids)?)?;
                     let mut plan = Plan::decide(&requests, &found, at);
                     let inserted = sqlite::insert_messages(conn, plan.take_rows(), at)?;
-                    let (outcomes, events) = plan.conclude(inserted, &found, at)?;
+                    let Emitted { value, events } = plan.conclude(inserted, &found, at)?;
                     sqlite::insert_events(conn, events)?;
-                    Ok(outcomes)
+                    Ok(value)
                 }))
             })
             .await?
@@ -259,7 +255,7 @@ impl Plan {
         inserted: Vec<Option<MessageRow>>,
         found: &HashMap<i64, Conversation>,
         at: time::PrimitiveDateTime,
-    ) -> Result<(Vec<Outcome>, Vec<NewEventRow>), StoreError> {
+    ) -> Result<Emitted<Vec<Outcome>>, StoreError> {
         let mut events = Vec::with_capacity(inserted.len());
         for (i, stored) in self.accepted.into_iter().zip(inserted) {
             let Some(stored) = stored else {
@@ -289,7 +285,10 @@ impl Plan {
             .into_iter()
             .map(|o| o.unwrap_or(Outcome::Duplicate))
             .collect();
-        Ok((outcomes, events))
+        Ok(Emitted {
+            value: outcomes,
+            events,
+        })
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytestring::ByteString;
 use frontdesk_domain::event::{event_frame, plain_frame};
 use frontdesk_domain::{Audience, CustomerId, PartnerId, Recipient, SecretHash};
-use frontdesk_store::{StoredEvent, TypingSignal};
+use frontdesk_store::{Origin, StoredEvent, TypingSignal};
 use rand::Rng;
 use tokio::sync::{mpsc, Notify};
 
@@ -71,8 +71,9 @@ const REVOKED_LATELY: Duration = Duration::from_secs(60);
 const REVOKED_LATELY_MAX: usize = 10_000;
 
 pub struct Hub {
-    /// Tells this instance's typing signals from other instances'.
-    instance: String,
+    /// `<instance>/`, the start of this instance's typing origins: tells them from other
+    /// instances'.
+    origin_prefix: String,
     next_id: AtomicU64,
     queue: usize,
     caps: Caps,
@@ -104,7 +105,7 @@ impl Hub {
     /// one commit's worth: a burst from a single batch is not slowness.
     pub fn new(queue: usize, caps: Caps) -> Self {
         Self {
-            instance: format!("{:016x}", rand::rng().random::<u64>()),
+            origin_prefix: format!("{:016x}/", rand::rng().random::<u64>()),
             next_id: AtomicU64::new(1),
             queue: queue.max(frontdesk_store::MAX_APPEND_BATCH),
             caps,
@@ -266,9 +267,18 @@ impl Hub {
         ids.len()
     }
 
-    /// `<instance>/<connection>`: the origin of a typing signal.
-    pub fn origin(&self, connection: u64) -> String {
-        format!("{}/{connection}", self.instance)
+    /// `<instance>/<connection>`: the origin of a typing signal. The store carries it to
+    /// every instance without reading it; `own_connection` reads it back.
+    pub fn origin(&self, connection: u64) -> Origin {
+        Origin::new(format!("{}{connection}", self.origin_prefix))
+    }
+
+    /// The local connection an origin names, `None` for another instance's.
+    fn own_connection(&self, origin: &Origin) -> Option<u64> {
+        origin
+            .as_str()
+            .strip_prefix(&self.origin_prefix)
+            .and_then(|id| id.parse::<u64>().ok())
     }
 
     /// Delivers log events, in order, to every local connection that hears them.
@@ -291,10 +301,7 @@ impl Hub {
             text: ByteString::from(plain_frame("typing", &signal.typing)),
         }));
         let mut registry = self.registry();
-        let origin = signal
-            .origin
-            .strip_prefix(&format!("{}/", self.instance))
-            .and_then(|id| id.parse::<u64>().ok());
+        let origin = self.own_connection(&signal.origin);
         // Typing only takes a slot while half the queue is free: events keep their room.
         let reserve = self.queue / 2;
         for id in registry.audience(&signal.audience(), origin) {
