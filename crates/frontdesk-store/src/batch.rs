@@ -271,3 +271,83 @@ fn match_inserted(rows: &[NewMessageRow], stored: Vec<MessageRow>) -> Vec<Option
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A message `content` in `conversation`, with a clientMessageId or else an append key.
+    fn input(conversation: i64, content: &str, client_id: Option<&str>) -> NewMessageRow {
+        NewMessageRow {
+            conversation_id: conversation,
+            sender_id: "ann".into(),
+            content: content.into(),
+            is_from_agent: false,
+            created_at: crate::rows::now().as_utc(),
+            read_status: false,
+            metadata: None,
+            client_message_id: client_id.map(str::to_owned),
+            append_key: client_id.is_none().then(|| format!("key-{content}")),
+        }
+    }
+
+    fn stored(row: &NewMessageRow, id: i64) -> MessageRow {
+        MessageRow {
+            id,
+            conversation_id: row.conversation_id,
+            sender_id: row.sender_id.clone(),
+            content: row.content.clone(),
+            is_from_agent: row.is_from_agent,
+            created_at: row.created_at,
+            read_status: row.read_status,
+            metadata: row.metadata.clone(),
+            client_message_id: row.client_message_id.clone(),
+            append_key: row.append_key.clone(),
+        }
+    }
+
+    /// What each input was matched with: the stored content and id, or `-` for none.
+    fn matched(rows: &[NewMessageRow], stored: Vec<MessageRow>) -> Vec<String> {
+        match_inserted(rows, stored)
+            .into_iter()
+            .map(|m| m.map_or("-".to_owned(), |m| format!("{} #{}", m.content, m.id)))
+            .collect()
+    }
+
+    #[test]
+    fn each_input_gets_its_own_row_whatever_order_they_come_back_in() {
+        let rows = [
+            input(1, "a", Some("c1")),
+            input(1, "b", None),
+            // The same clientMessageId in another conversation is another message.
+            input(2, "c", Some("c1")),
+        ];
+        let back = vec![
+            stored(&rows[2], 12),
+            stored(&rows[1], 11),
+            stored(&rows[0], 10),
+        ];
+        assert_eq!(matched(&rows, back), ["a #10", "b #11", "c #12"]);
+    }
+
+    #[test]
+    fn a_client_message_id_twice_in_one_batch_is_stored_for_the_first_only() {
+        let rows = [
+            input(1, "first", Some("c1")),
+            input(1, "again", Some("c1")),
+            input(1, "other", Some("c2")),
+        ];
+        // The insert skipped the second: its key was taken by the first.
+        let back = vec![stored(&rows[0], 20), stored(&rows[2], 21)];
+        assert_eq!(matched(&rows, back), ["first #20", "-", "other #21"]);
+    }
+
+    #[test]
+    fn inputs_the_insert_skipped_get_nothing() {
+        let rows = [input(1, "a", Some("c1")), input(1, "b", None)];
+        assert_eq!(matched(&rows, Vec::new()), ["-", "-"]);
+        // Nor does a row stored for nobody in the batch land on an input.
+        let stranger = stored(&input(1, "z", Some("c9")), 30);
+        assert_eq!(matched(&rows, vec![stranger]), ["-", "-"]);
+    }
+}

@@ -254,3 +254,51 @@ fn decode(payload: &str) -> Signal {
         .and_then(|json| serde_json::from_str(json).ok())
         .map_or(Signal::Events, Signal::Typing)
 }
+
+#[cfg(test)]
+mod tests {
+    use frontdesk_domain::Secret;
+
+    use super::*;
+
+    fn typing() -> TypingSignal {
+        let audience = Audience {
+            partner: PartnerId(7),
+            customer: CustomerId::from_stored("ann".into()),
+            agent: Some(3),
+            all_agents: false,
+        };
+        let typing = Typing {
+            conversation_id: 11,
+            is_typing: true,
+            is_agent: false,
+        };
+        TypingSignal::new(Origin::new("00ab/42"), &audience, typing)
+    }
+
+    #[test]
+    fn notify_payloads_come_back_as_the_signal_that_was_sent() {
+        let Ok(payload) = encode(&Signal::Typing(typing())) else {
+            panic!("typing did not encode");
+        };
+        assert!(
+            matches!(decode(&payload), Signal::Typing(back) if back == typing()),
+            "{payload}"
+        );
+        let credential = Secret::presented("fdc_gone").hash();
+        let Ok(payload) = encode(&Signal::Revoked(credential.clone())) else {
+            panic!("revocation did not encode");
+        };
+        assert!(matches!(decode(&payload), Signal::Revoked(back) if back == credential));
+        // The event-log trigger's payload, and anything unreadable: read the log.
+        assert!(matches!(decode(""), Signal::Events));
+        assert!(matches!(decode("t{not json"), Signal::Events));
+    }
+
+    #[test]
+    fn the_origin_travels_as_the_bare_string_it_was_made_of() {
+        // What instances of the previous version sent and expect.
+        let json = serde_json::to_value(typing()).unwrap_or_default();
+        assert_eq!(json["origin"], "00ab/42");
+    }
+}

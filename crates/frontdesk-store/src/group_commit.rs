@@ -358,6 +358,194 @@ impl Writer {
 }
 
 #[cfg(test)]
+mod plan {
+    //! What each caller of a batch is answered, decided without a database: the checks before
+    //! the insert (`Plan::decide`) and the pairing of what was stored with who sent it
+    //! (`Plan::conclude`).
+
+    use frontdesk_domain::{ConversationStatus, CustomerId, DomainError, PartnerId, Sender};
+
+    use super::*;
+
+    const ACME: PartnerId = PartnerId(1);
+    const OTHER: PartnerId = PartnerId(2);
+
+    fn at() -> time::PrimitiveDateTime {
+        now().as_utc()
+    }
+
+    fn ann() -> CustomerId {
+        CustomerId::from_stored("ann".into())
+    }
+
+    fn conversation(id: i64, partner: PartnerId, status: ConversationStatus) -> Conversation {
+        // An hour old, so a touch by the batch shows.
+        let then = Timestamp::from_utc(at() - time::Duration::hours(1));
+        Conversation {
+            id,
+            partner_id: partner,
+            customer_id: ann(),
+            agent_id: None,
+            status,
+            created_at: then,
+            updated_at: then,
+        }
+    }
+
+    /// Conversations 1 (waiting) and 2 (closed) of Acme, 3 of another partner.
+    fn found() -> HashMap<i64, Conversation> {
+        [
+            conversation(1, ACME, ConversationStatus::Waiting),
+            conversation(2, ACME, ConversationStatus::Closed),
+            conversation(3, OTHER, ConversationStatus::Waiting),
+        ]
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect()
+    }
+
+    /// Ann's message `content` in `conversation`, sent through Acme's API key.
+    fn request(conversation: i64, content: &str) -> Request {
+        let draft = MessageDraft::new(
+            conversation,
+            Sender::Customer(ann()),
+            content.into(),
+            None,
+            Some(format!("client-{content}")),
+        )
+        .unwrap_or_else(|e| panic!("draft: {e}"));
+        Request {
+            viewer: Viewer::Partner(ACME),
+            draft,
+            append_key: None,
+        }
+    }
+
+    /// The row the database returns for `row`, stored as `id`.
+    fn stored(row: &NewMessageRow, id: i64) -> MessageRow {
+        MessageRow {
+            id,
+            conversation_id: row.conversation_id,
+            sender_id: row.sender_id.clone(),
+            content: row.content.clone(),
+            is_from_agent: row.is_from_agent,
+            created_at: row.created_at,
+            read_status: row.read_status,
+            metadata: row.metadata.clone(),
+            client_message_id: row.client_message_id.clone(),
+            append_key: row.append_key.clone(),
+        }
+    }
+
+    /// Each outcome as `created <content>`, `duplicate` or `failed <error>`.
+    fn shown(outcomes: &[Outcome]) -> Vec<String> {
+        outcomes
+            .iter()
+            .map(|outcome| match outcome {
+                Outcome::Created(appended) => format!("created {}", appended.message.content),
+                Outcome::Duplicate => "duplicate".to_owned(),
+                Outcome::Failed(error) => format!("failed {error}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_refused_append_fails_alone_and_the_others_are_stored_in_order() {
+        let at = at();
+        let found = found();
+        let requests = [
+            request(1, "first"),
+            request(2, "to a closed one"),
+            request(99, "to nowhere"),
+            request(3, "to another partner's"),
+            request(1, "last"),
+        ];
+        let mut plan = Plan::decide(&requests, &found, at);
+        let rows = plan.take_rows();
+        let contents: Vec<&str> = rows.iter().map(|r| r.content.as_str()).collect();
+        assert_eq!(contents, ["first", "last"], "only the accepted, in order");
+        let inserted = vec![Some(stored(&rows[0], 10)), Some(stored(&rows[1], 11))];
+        let Ok(Emitted { value, events }) = plan.conclude(inserted, &found, at) else {
+            panic!("conclude failed");
+        };
+        assert_eq!(
+            shown(&value),
+            [
+                "created first",
+                "failed conversation is closed",
+                "failed conversation not found",
+                "failed conversation not found",
+                "created last",
+            ]
+        );
+        assert!(matches!(
+            &value[1],
+            Outcome::Failed(StoreError::Rule(DomainError::ConversationClosed))
+        ));
+        // One event per stored message, in id order.
+        let ids: Vec<i64> = events
+            .iter()
+            .map(|e| serde_json::from_str::<serde_json::Value>(&e.payload))
+            .map(|p| p.map_or(0, |p| p["id"].as_i64().unwrap_or(0)))
+            .collect();
+        assert_eq!(ids, [10, 11]);
+        assert!(events.iter().all(|e| e.kind == "message"));
+    }
+
+    #[test]
+    fn an_append_the_database_skipped_is_a_duplicate_for_its_caller_only() {
+        let at = at();
+        let found = found();
+        let requests = [request(1, "a"), request(1, "b"), request(1, "c")];
+        let mut plan = Plan::decide(&requests, &found, at);
+        let rows = plan.take_rows();
+        // `b`'s clientMessageId was taken (by an earlier request, or earlier in this batch).
+        let inserted = vec![Some(stored(&rows[0], 5)), None, Some(stored(&rows[2], 6))];
+        let Ok(Emitted { value, events }) = plan.conclude(inserted, &found, at) else {
+            panic!("conclude failed");
+        };
+        assert_eq!(shown(&value), ["created a", "duplicate", "created c"]);
+        assert_eq!(events.len(), 2, "no event for the skipped one");
+    }
+
+    #[test]
+    fn a_created_message_comes_with_its_conversation_as_the_batch_left_it() {
+        let at = at();
+        let found = found();
+        let requests = [request(1, "hi")];
+        let mut plan = Plan::decide(&requests, &found, at);
+        let rows = plan.take_rows();
+        let inserted = vec![Some(stored(&rows[0], 7))];
+        let Ok(Emitted { value, events }) = plan.conclude(inserted, &found, at) else {
+            panic!("conclude failed");
+        };
+        let [Outcome::Created(appended)] = value.as_slice() else {
+            panic!("{:?}", shown(&value));
+        };
+        assert!(appended.created);
+        assert_eq!(appended.message.id, 7);
+        assert_eq!(appended.conversation.id, 1);
+        assert_eq!(appended.conversation.updated_at, Timestamp::from_utc(at));
+        assert_eq!(events[0].conversation_id, Some(1));
+        assert_eq!(events[0].partner_id, ACME.0);
+    }
+
+    #[test]
+    fn a_batch_refused_entirely_writes_nothing() {
+        let at = at();
+        let found = found();
+        let requests = [request(2, "closed"), request(3, "not ours")];
+        let mut plan = Plan::decide(&requests, &found, at);
+        assert!(plan.take_rows().is_empty());
+        let Ok(Emitted { value, events }) = plan.conclude(Vec::new(), &found, at) else {
+            panic!("conclude failed");
+        };
+        assert!(value.iter().all(|o| matches!(o, Outcome::Failed(_))));
+        assert!(events.is_empty());
+    }
+}
+
+#[cfg(test)]
 mod tests {
     //! The writer's retry after a batch whose commit succeeded although the writer saw an
     //! error (a connection lost during COMMIT, say): the same requests written again.

@@ -427,6 +427,20 @@ mod tests {
         assert!(hub.subscribe(Recipient::Agent(1), other).is_ok());
     }
 
+    #[test]
+    fn a_hub_knows_its_own_typing_origins_only() {
+        let caps = Caps {
+            per_customer: 8,
+            per_agent: 8,
+            per_partner: 8,
+            total: 8,
+        };
+        let (here, there) = (Hub::new(128, caps), Hub::new(128, caps));
+        assert_eq!(here.own_connection(&here.origin(42)), Some(42));
+        assert_eq!(here.own_connection(&there.origin(42)), None);
+        assert_eq!(here.own_connection(&Origin::new("garbage")), None);
+    }
+
     #[tokio::test]
     async fn typing_stops_at_half_a_queue_and_never_kills() {
         let (mut registry, rx, kill) = registry(8);
