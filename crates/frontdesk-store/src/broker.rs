@@ -136,6 +136,15 @@ impl Broker {
         }
     }
 
+    /// This instance's signals only, without starting a listener: what this process sent.
+    #[cfg(test)]
+    pub(crate) fn local_signals(&self) -> broadcast::Receiver<Signal> {
+        match self {
+            Broker::InProcess(local) => local.local.subscribe(),
+            Broker::Postgres(pg) => pg.local.subscribe(),
+        }
+    }
+
     /// Wakes this instance's feeds: events were committed. Other instances hear of them
     /// otherwise (on PostgreSQL, the event table's trigger notifies at commit).
     pub(crate) fn events_committed(&self) {

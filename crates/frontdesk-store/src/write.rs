@@ -113,3 +113,167 @@ impl Store {
         Ok(value)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The write path's promise, on both backends: a write that commits events appends them and
+    //! wakes this instance's feeds; one that changes nothing clients hear of, or is refused,
+    //! appends nothing and wakes nobody.
+
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    use frontdesk_domain::customer::CustomerChanges;
+    use frontdesk_domain::{
+        AgentSignup, CustomerId, MessageDraft, PartnerRegistration, Patch, Secret, Sender, Viewer,
+    };
+    use tokio::sync::broadcast;
+
+    use crate::broker::Signal;
+    use crate::{Store, StoreConfig};
+
+    /// What one write left behind: events appended and wake-ups sent.
+    struct Trace<'a> {
+        store: &'a Store,
+        signals: broadcast::Receiver<Signal>,
+        last_event: i64,
+    }
+
+    impl Trace<'_> {
+        /// `(events appended, wake-ups)` since the last look.
+        async fn since_last(&mut self) -> (i64, usize) {
+            let latest = self
+                .store
+                .latest_event_id()
+                .await
+                .unwrap_or_else(|e| panic!("latest event: {e}"));
+            let appended = latest - self.last_event;
+            self.last_event = latest;
+            let mut wakes = 0;
+            // The wake is sent before the write returns: nothing is still on its way.
+            while let Ok(signal) = self.signals.try_recv() {
+                if matches!(signal, Signal::Events) {
+                    wakes += 1;
+                }
+            }
+            (appended, wakes)
+        }
+    }
+
+    async fn only_committed_events_wake(url: &str) {
+        let store = Store::open(&StoreConfig::new(url))
+            .await
+            .unwrap_or_else(|e| panic!("open: {e}"));
+        let registration = PartnerRegistration {
+            name: "Acme".into(),
+            domain: "acme.example.com".into(),
+        };
+        let partner = store
+            .create_partner(&registration, &Secret::presented("fdk_test").hash())
+            .await
+            .unwrap_or_else(|e| panic!("partner: {e}"));
+        let signup = |email: &str| AgentSignup {
+            email: email.into(),
+            name: "Agent".into(),
+            password_hash: "not a real hash".into(),
+            is_admin: false,
+        };
+        let holder = store
+            .create_agent(&signup("holder@example.com"))
+            .await
+            .unwrap_or_else(|e| panic!("agent: {e}"));
+        let other = store
+            .create_agent(&signup("other@example.com"))
+            .await
+            .unwrap_or_else(|e| panic!("agent: {e}"));
+        let ann = CustomerId::parse("ann").unwrap_or_else(|e| panic!("{e}"));
+        let mut trace = Trace {
+            store: &store,
+            signals: store.broker.local_signals(),
+            last_event: 0,
+        };
+        trace.since_last().await;
+
+        let conversation = store
+            .create_conversation(partner.id, &ann)
+            .await
+            .unwrap_or_else(|e| panic!("conversation: {e}"));
+        assert_eq!(trace.since_last().await, (1, 1), "a new conversation");
+        let id = conversation.id;
+
+        let taken = store.assign(holder.id, id).await;
+        assert!(taken.is_ok(), "assign: {taken:?}");
+        assert_eq!(trace.since_last().await, (1, 1), "an assignment");
+
+        let again = store.assign(holder.id, id).await;
+        assert!(again.is_ok(), "assign again: {again:?}");
+        assert_eq!(trace.since_last().await, (0, 0), "taking what one holds");
+
+        assert!(store.assign(other.id, id).await.is_err());
+        assert_eq!(trace.since_last().await, (0, 0), "a refused assignment");
+        assert!(store.close(other.id, false, id).await.is_err());
+        assert_eq!(trace.since_last().await, (0, 0), "a refused close");
+
+        let read = store
+            .mark_read(&Viewer::Agent(holder.id), id, i64::MAX)
+            .await;
+        assert!(matches!(read, Ok(None)), "{read:?}");
+        assert_eq!(trace.since_last().await, (0, 0), "nothing unread");
+
+        // The message writer's batches wake through the same broker.
+        let draft = MessageDraft::new(id, Sender::Customer(ann.clone()), "hi".into(), None, None)
+            .unwrap_or_else(|e| panic!("draft: {e}"));
+        let appended = store
+            .append_message(&Viewer::Partner(partner.id), &draft)
+            .await
+            .unwrap_or_else(|e| panic!("append: {e}"));
+        assert_eq!(trace.since_last().await, (1, 1), "a message");
+        let read = store
+            .mark_read(&Viewer::Agent(holder.id), id, appended.message.id)
+            .await;
+        assert!(matches!(read, Ok(Some(_))), "{read:?}");
+        assert_eq!(trace.since_last().await, (1, 1), "a read receipt");
+
+        let changes = CustomerChanges {
+            name: Patch::Set("Ann".into()),
+            ..CustomerChanges::default()
+        };
+        let upserted = store.upsert_customer(partner.id, &ann, changes).await;
+        assert!(upserted.is_ok(), "upsert: {upserted:?}");
+        assert_eq!(
+            trace.since_last().await,
+            (0, 0),
+            "a change no client hears of"
+        );
+
+        let closed = store.close(holder.id, false, id).await;
+        assert!(closed.is_ok(), "close: {closed:?}");
+        assert_eq!(trace.since_last().await, (1, 1), "a close");
+    }
+
+    #[tokio::test]
+    async fn sqlite() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let url = format!("sqlite://{}", dir.path().join("f.db").display());
+        only_committed_events_wake(&url).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        if std::env::var("FRONTDESK_TEST_BACKENDS").is_ok_and(|b| !b.contains("postgres")) {
+            return;
+        }
+        let admin = std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let name = format!("frontdesk_write_path_{:016x}", rand::random::<u64>());
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let mut conn = AsyncPgConnection::establish(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        conn.batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        only_committed_events_wake(&format!("{base}/{name}")).await;
+        conn.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
