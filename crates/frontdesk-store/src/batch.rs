@@ -1,31 +1,17 @@
 //! Writing many rows at once, per backend, inside the caller's transaction: the steps of a
-//! message batch (module `pg`, module `sqlite`) and event appends (`BatchWrites`, for code
-//! written once for both backends). PostgreSQL takes one statement per step whatever the batch
+//! message batch and the event appends of every write (module `pg`, module `sqlite`). PostgreSQL takes one statement per step whatever the batch
 //! size (arrays through `unnest`, so the text never changes and is prepared once per
 //! connection): every statement is a round trip, and on a busy server the round trips were
 //! most of a batch's time. SQLite's steps are plain synchronous functions, so a whole batch
 //! runs in one hop to the connection's blocking thread.
 
-use std::future::Future;
-
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamp, Untyped};
 use diesel::QueryResult;
-use diesel_async::AsyncPgConnection;
 use time::PrimitiveDateTime;
 
-use crate::events::NewEventRow;
-use crate::pool::SqliteConn;
 use crate::rows::{MessageRow, NewMessageRow};
-
-/// Appending events, which every write does inside its own transaction, on either backend.
-pub(crate) trait BatchWrites {
-    fn insert_events(
-        &mut self,
-        rows: Vec<NewEventRow>,
-    ) -> impl Future<Output = QueryResult<()>> + Send;
-}
 
 /// One statement: the messages in input order (ids are drawn in that order), and the touch of
 /// their conversations, which sees only the rows really inserted. A message whose
@@ -135,12 +121,6 @@ pub(crate) mod pg {
     }
 }
 
-impl BatchWrites for AsyncPgConnection {
-    async fn insert_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<()> {
-        pg::insert_events(self, rows).await
-    }
-}
-
 /// The two array-bound statements as query types of their own: `sql_query` is never kept
 /// prepared (diesel-async would parse it again on every call, a round trip more), while a type
 /// with a static query id is prepared once per connection.
@@ -196,13 +176,6 @@ array_statement!(PgInsertEvents, PG_INSERT_EVENTS,
     payload: Vec<String> => Array<Text>,
     created_at: Vec<PrimitiveDateTime> => Array<Timestamp>,
 );
-
-impl BatchWrites for SqliteConn {
-    async fn insert_events(&mut self, rows: Vec<NewEventRow>) -> QueryResult<()> {
-        self.spawn_blocking(move |conn| sqlite::insert_events(conn, rows))
-            .await
-    }
-}
 
 /// The same steps on the synchronous SQLite connection, for callers that already run on its
 /// blocking thread (a whole message batch goes there in one hop).
@@ -297,4 +270,84 @@ fn match_inserted(rows: &[NewMessageRow], stored: Vec<MessageRow>) -> Vec<Option
             (None, None) => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A message `content` in `conversation`, with a clientMessageId or else an append key.
+    fn input(conversation: i64, content: &str, client_id: Option<&str>) -> NewMessageRow {
+        NewMessageRow {
+            conversation_id: conversation,
+            sender_id: "ann".into(),
+            content: content.into(),
+            is_from_agent: false,
+            created_at: crate::rows::now().as_utc(),
+            read_status: false,
+            metadata: None,
+            client_message_id: client_id.map(str::to_owned),
+            append_key: client_id.is_none().then(|| format!("key-{content}")),
+        }
+    }
+
+    fn stored(row: &NewMessageRow, id: i64) -> MessageRow {
+        MessageRow {
+            id,
+            conversation_id: row.conversation_id,
+            sender_id: row.sender_id.clone(),
+            content: row.content.clone(),
+            is_from_agent: row.is_from_agent,
+            created_at: row.created_at,
+            read_status: row.read_status,
+            metadata: row.metadata.clone(),
+            client_message_id: row.client_message_id.clone(),
+            append_key: row.append_key.clone(),
+        }
+    }
+
+    /// What each input was matched with: the stored content and id, or `-` for none.
+    fn matched(rows: &[NewMessageRow], stored: Vec<MessageRow>) -> Vec<String> {
+        match_inserted(rows, stored)
+            .into_iter()
+            .map(|m| m.map_or("-".to_owned(), |m| format!("{} #{}", m.content, m.id)))
+            .collect()
+    }
+
+    #[test]
+    fn each_input_gets_its_own_row_whatever_order_they_come_back_in() {
+        let rows = [
+            input(1, "a", Some("c1")),
+            input(1, "b", None),
+            // The same clientMessageId in another conversation is another message.
+            input(2, "c", Some("c1")),
+        ];
+        let back = vec![
+            stored(&rows[2], 12),
+            stored(&rows[1], 11),
+            stored(&rows[0], 10),
+        ];
+        assert_eq!(matched(&rows, back), ["a #10", "b #11", "c #12"]);
+    }
+
+    #[test]
+    fn a_client_message_id_twice_in_one_batch_is_stored_for_the_first_only() {
+        let rows = [
+            input(1, "first", Some("c1")),
+            input(1, "again", Some("c1")),
+            input(1, "other", Some("c2")),
+        ];
+        // The insert skipped the second: its key was taken by the first.
+        let back = vec![stored(&rows[0], 20), stored(&rows[2], 21)];
+        assert_eq!(matched(&rows, back), ["first #20", "-", "other #21"]);
+    }
+
+    #[test]
+    fn inputs_the_insert_skipped_get_nothing() {
+        let rows = [input(1, "a", Some("c1")), input(1, "b", None)];
+        assert_eq!(matched(&rows, Vec::new()), ["-", "-"]);
+        // Nor does a row stored for nobody in the batch land on an input.
+        let stranger = stored(&input(1, "z", Some("c9")), 30);
+        assert_eq!(matched(&rows, vec![stranger]), ["-", "-"]);
+    }
 }

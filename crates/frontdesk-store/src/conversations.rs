@@ -1,20 +1,20 @@
 //! Conversations: created by partners, listed per customer.
 
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use frontdesk_domain::event::StatusChange;
 use frontdesk_domain::{
     AgentId, Audience, Conversation, ConversationId, ConversationStatus, CustomerId, Event,
     PartnerId, Viewer,
 };
 
-use crate::batch::BatchWrites;
 use crate::customers::ensure_customer;
 use crate::error::{Entity, StoreError};
 use crate::events::NewEventRow;
 use crate::pool::with_conn;
 use crate::rows::{convert_all, now, ConversationRow, NewConversationRow};
 use crate::schema::{conversations, customers};
+use crate::write::{write_with_events, Emitted};
 use crate::Store;
 
 impl Store {
@@ -32,31 +32,22 @@ impl Store {
             created_at: at,
             updated_at: at,
         };
-        let (_turn, mut db) = self.pool.write().await?;
-        let created: Conversation = self.noted(with_conn!(db, |conn| {
-            conn.transaction::<_, StoreError, _>(async move |conn| {
-                ensure_customer!(conn, partner.0, customer.as_str(), at)?;
-                let created: Conversation = diesel::insert_into(conversations::table)
-                    .values(&row)
-                    .returning(ConversationRow::as_returning())
-                    .get_result(conn)
-                    .await?
-                    .try_into()?;
-                let event = Event::Status(StatusChange::of(&created));
-                let audience = Audience::conversation(&created);
-                conn.insert_events(vec![NewEventRow::new(
-                    &event,
-                    &audience,
-                    Some(created.id),
-                    at,
-                )])
-                .await?;
-                Ok(created)
-            })
-            .await
-        }))?;
-        self.events_committed();
-        Ok(created)
+        write_with_events!(self, |conn| {
+            ensure_customer!(conn, partner.0, customer.as_str(), at)?;
+            let created: Conversation = diesel::insert_into(conversations::table)
+                .values(&row)
+                .returning(ConversationRow::as_returning())
+                .get_result(conn)
+                .await?
+                .try_into()?;
+            let event = NewEventRow::new(
+                &Event::Status(StatusChange::of(&created)),
+                &Audience::conversation(&created),
+                Some(created.id),
+                at,
+            );
+            Ok(Emitted::one(created, event))
+        })
     }
 
     /// A customer's conversations, oldest first. An unknown customer is `NotFound`.

@@ -1,19 +1,18 @@
 //! Customers, scoped to their partner; created on first mention.
 
 use diesel::prelude::*;
-use diesel_async::AsyncConnection;
 use diesel_async::RunQueryDsl;
 use frontdesk_domain::customer::CustomerChanges;
 use frontdesk_domain::event::FlashbackNotice;
 use frontdesk_domain::{Audience, Customer, CustomerId, Event, PartnerId, Patch};
 use time::{Date, PrimitiveDateTime};
 
-use crate::batch::BatchWrites;
 use crate::error::{Entity, StoreError};
 use crate::events::NewEventRow;
 use crate::pool::with_conn;
 use crate::rows::{now, CustomerRow};
 use crate::schema::customers;
+use crate::write::{write_with_events, Emitted};
 use crate::Store;
 
 #[derive(Insertable)]
@@ -72,36 +71,33 @@ impl Store {
             created_at: at,
             updated_at: at,
         };
-        let (_turn, mut db) = self.pool.write().await?;
-        let customer: Customer = self.noted(with_conn!(db, |conn| {
-            conn.transaction::<_, StoreError, _>(async |conn| {
-                let customer: Customer = diesel::insert_into(customers::table)
-                    .values(&insert)
-                    .on_conflict((customers::partner_id, customers::id))
-                    .do_update()
-                    .set(&changeset)
-                    .returning(CustomerRow::as_returning())
-                    .get_result(conn)
-                    .await?
-                    .try_into()?;
-                // A new profile is news to the customer's connections and to agents.
-                if let (true, Some(profile)) = (new_profile, &customer.flashback) {
-                    let event = Event::Flashback(FlashbackNotice {
-                        customer_id: customer.id.clone(),
-                        flash_back: profile.clone(),
-                    });
-                    let audience = Audience::customer(partner, customer.id.clone());
-                    conn.insert_events(vec![NewEventRow::new(&event, &audience, None, at)])
-                        .await?;
-                }
-                Ok(customer)
-            })
-            .await
-        }))?;
-        if new_profile {
-            self.events_committed();
-        }
-        Ok(customer)
+        // The body moves what it uses: references, since `insert` borrows from `changeset`.
+        let (insert, changeset) = (&insert, &changeset);
+        write_with_events!(self, |conn| {
+            let customer: Customer = diesel::insert_into(customers::table)
+                .values(insert)
+                .on_conflict((customers::partner_id, customers::id))
+                .do_update()
+                .set(changeset)
+                .returning(CustomerRow::as_returning())
+                .get_result(conn)
+                .await?
+                .try_into()?;
+            // A new profile is news to the customer's connections and to agents.
+            let Some(profile) = customer.flashback.clone().filter(|_| new_profile) else {
+                return Ok(Emitted::nothing(customer));
+            };
+            let event = NewEventRow::new(
+                &Event::Flashback(FlashbackNotice {
+                    customer_id: customer.id.clone(),
+                    flash_back: profile,
+                }),
+                &Audience::customer(partner, customer.id.clone()),
+                None,
+                at,
+            );
+            Ok(Emitted::one(customer, event))
+        })
     }
 
     pub async fn customer(

@@ -63,7 +63,33 @@ pub enum StoreError {
     Corrupt(String),
     /// Anything else the database said.
     #[error("database error: {0}")]
-    Database(DieselError),
+    Database(DatabaseError),
+}
+
+/// What the database said when it was none of the states above, kept for the logs. Opaque, so
+/// that the store's callers never depend on diesel: they see its text (`Display`) and whatever
+/// it was caused by (`source`), never its type.
+#[derive(Debug)]
+pub struct DatabaseError {
+    error: DieselError,
+}
+
+impl std::fmt::Display for DatabaseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for DatabaseError {
+    // The diesel error itself is what `Display` shows already; its own cause, if any, follows.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.error)
+    }
+}
+
+/// A diesel error that means nothing more particular.
+fn plain(error: DieselError) -> StoreError {
+    StoreError::Database(DatabaseError { error })
 }
 
 impl From<DieselError> for StoreError {
@@ -75,14 +101,14 @@ impl From<DieselError> for StoreError {
                 info,
             ) => StoreError::Unavailable(info.message().to_owned()),
             DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
-                classify(info.message()).unwrap_or(StoreError::Database(
-                    DieselError::DatabaseError(DatabaseErrorKind::Unknown, info),
-                ))
+                classify(info.message()).unwrap_or_else(|| {
+                    plain(DieselError::DatabaseError(DatabaseErrorKind::Unknown, info))
+                })
             }
             DieselError::BrokenTransactionManager => {
                 StoreError::Unavailable("connection left in a broken transaction".into())
             }
-            other => StoreError::Database(other),
+            other => plain(other),
         }
     }
 }
@@ -147,10 +173,9 @@ impl StoreError {
     pub(crate) fn is_unique_violation(&self) -> bool {
         matches!(
             self,
-            StoreError::Database(DieselError::DatabaseError(
-                DatabaseErrorKind::UniqueViolation,
-                _
-            ))
+            StoreError::Database(DatabaseError {
+                error: DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
+            })
         )
     }
 }

@@ -11,11 +11,6 @@ use crate::pool::with_conn;
 use crate::schema::events;
 use crate::Store;
 
-/// The channel instances LISTEN on. Payload: empty (new events, sent by the trigger of
-/// migrations/postgres/…_event_log_triggers, which also takes the event-log lock) or `t` +
-/// typing JSON.
-pub(crate) const CHANNEL: &str = "frontdesk_events";
-
 /// An event as the log holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {

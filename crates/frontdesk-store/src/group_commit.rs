@@ -19,16 +19,17 @@ use diesel_async::AsyncConnection;
 use frontdesk_domain::{
     Audience, Conversation, ConversationId, Event, Message, MessageDraft, Timestamp, Viewer,
 };
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::batch::{pg, sqlite};
+use crate::broker::Broker;
 use crate::error::{Entity, StoreError};
 use crate::events::NewEventRow;
-use crate::feed::Signal;
 use crate::health::StorageHealth;
 use crate::messages::{check, Appended};
 use crate::pool::{DbConn, Pool};
 use crate::rows::{now, ConversationRow, MessageRow, NewMessageRow};
+use crate::write::Emitted;
 
 /// The most appends in one transaction. Also the largest burst of events one commit can hand a
 /// single WebSocket, so connection queues must hold at least this many frames.
@@ -68,21 +69,16 @@ pub(crate) struct Writer {
 /// Starts the writer; it stops when every sender (every `Store` clone) is gone.
 pub(crate) fn start(
     pool: Pool,
-    signals: broadcast::Sender<Signal>,
+    broker: Broker,
     health: StorageHealth,
     deadline: Duration,
 ) -> Writer {
     let (jobs, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(pool, signals, health, rx));
+    tokio::spawn(run(pool, broker, health, rx));
     Writer { jobs, deadline }
 }
 
-async fn run(
-    pool: Pool,
-    signals: broadcast::Sender<Signal>,
-    health: StorageHealth,
-    mut rx: mpsc::Receiver<AppendJob>,
-) {
+async fn run(pool: Pool, broker: Broker, health: StorageHealth, mut rx: mpsc::Receiver<AppendJob>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         jobs.push(first);
@@ -121,7 +117,7 @@ async fn run(
         };
         // After a failure too: a commit may have succeeded before the error.
         if failed || outcomes.iter().any(|o| matches!(o, Outcome::Created(_))) {
-            let _ = signals.send(Signal::Events);
+            broker.events_committed();
         }
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             // A caller that went away still had its message stored; a retry finds it.
@@ -187,9 +183,9 @@ async fn write_batch(pool: &Pool, requests: &[Request]) -> Result<Vec<Outcome>, 
                 let found = by_id(pg::lock_conversations(conn, conversation_ids).await?)?;
                 let mut plan = Plan::decide(requests, &found, at);
                 let inserted = pg::insert_messages(conn, plan.take_rows(), at).await?;
-                let (outcomes, events) = plan.conclude(inserted, &found, at)?;
+                let Emitted { value, events } = plan.conclude(inserted, &found, at)?;
                 pg::insert_events(conn, events).await?;
-                Ok(outcomes)
+                Ok(value)
             })
             .await
         }
@@ -202,9 +198,9 @@ async fn write_batch(pool: &Pool, requests: &[Request]) -> Result<Vec<Outcome>, 
                     let found = by_id(sqlite::lock_conversations(conn, conversation_ids)?)?;
                     let mut plan = Plan::decide(&requests, &found, at);
                     let inserted = sqlite::insert_messages(conn, plan.take_rows(), at)?;
-                    let (outcomes, events) = plan.conclude(inserted, &found, at)?;
+                    let Emitted { value, events } = plan.conclude(inserted, &found, at)?;
                     sqlite::insert_events(conn, events)?;
-                    Ok(outcomes)
+                    Ok(value)
                 }))
             })
             .await?
@@ -262,7 +258,7 @@ impl Plan {
         inserted: Vec<Option<MessageRow>>,
         found: &HashMap<ConversationId, Conversation>,
         at: time::PrimitiveDateTime,
-    ) -> Result<(Vec<Outcome>, Vec<NewEventRow>), StoreError> {
+    ) -> Result<Emitted<Vec<Outcome>>, StoreError> {
         let mut events = Vec::with_capacity(inserted.len());
         for (i, stored) in self.accepted.into_iter().zip(inserted) {
             let Some(stored) = stored else {
@@ -292,7 +288,10 @@ impl Plan {
             .into_iter()
             .map(|o| o.unwrap_or(Outcome::Duplicate))
             .collect();
-        Ok((outcomes, events))
+        Ok(Emitted {
+            value: outcomes,
+            events,
+        })
     }
 }
 
@@ -358,6 +357,194 @@ impl Writer {
                     self.deadline.as_millis()
                 ))
             })?
+    }
+}
+
+#[cfg(test)]
+mod plan {
+    //! What each caller of a batch is answered, decided without a database: the checks before
+    //! the insert (`Plan::decide`) and the pairing of what was stored with who sent it
+    //! (`Plan::conclude`).
+
+    use frontdesk_domain::{ConversationStatus, CustomerId, DomainError, PartnerId, Sender};
+
+    use super::*;
+
+    const ACME: PartnerId = PartnerId(1);
+    const OTHER: PartnerId = PartnerId(2);
+
+    fn at() -> time::PrimitiveDateTime {
+        now().as_utc()
+    }
+
+    fn ann() -> CustomerId {
+        CustomerId::from_stored("ann".into())
+    }
+
+    fn conversation(id: i64, partner: PartnerId, status: ConversationStatus) -> Conversation {
+        // An hour old, so a touch by the batch shows.
+        let then = Timestamp::from_utc(at() - time::Duration::hours(1));
+        Conversation {
+            id: ConversationId(id),
+            partner_id: partner,
+            customer_id: ann(),
+            agent_id: None,
+            status,
+            created_at: then,
+            updated_at: then,
+        }
+    }
+
+    /// Conversations 1 (waiting) and 2 (closed) of Acme, 3 of another partner.
+    fn found() -> HashMap<ConversationId, Conversation> {
+        [
+            conversation(1, ACME, ConversationStatus::Waiting),
+            conversation(2, ACME, ConversationStatus::Closed),
+            conversation(3, OTHER, ConversationStatus::Waiting),
+        ]
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect()
+    }
+
+    /// Ann's message `content` in `conversation`, sent through Acme's API key.
+    fn request(conversation: i64, content: &str) -> Request {
+        let draft = MessageDraft::new(
+            ConversationId(conversation),
+            Sender::Customer(ann()),
+            content.into(),
+            None,
+            Some(format!("client-{content}")),
+        )
+        .unwrap_or_else(|e| panic!("draft: {e}"));
+        Request {
+            viewer: Viewer::Partner(ACME),
+            draft,
+            append_key: None,
+        }
+    }
+
+    /// The row the database returns for `row`, stored as `id`.
+    fn stored(row: &NewMessageRow, id: i64) -> MessageRow {
+        MessageRow {
+            id,
+            conversation_id: row.conversation_id,
+            sender_id: row.sender_id.clone(),
+            content: row.content.clone(),
+            is_from_agent: row.is_from_agent,
+            created_at: row.created_at,
+            read_status: row.read_status,
+            metadata: row.metadata.clone(),
+            client_message_id: row.client_message_id.clone(),
+            append_key: row.append_key.clone(),
+        }
+    }
+
+    /// Each outcome as `created <content>`, `duplicate` or `failed <error>`.
+    fn shown(outcomes: &[Outcome]) -> Vec<String> {
+        outcomes
+            .iter()
+            .map(|outcome| match outcome {
+                Outcome::Created(appended) => format!("created {}", appended.message.content),
+                Outcome::Duplicate => "duplicate".to_owned(),
+                Outcome::Failed(error) => format!("failed {error}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_refused_append_fails_alone_and_the_others_are_stored_in_order() {
+        let at = at();
+        let found = found();
+        let requests = [
+            request(1, "first"),
+            request(2, "to a closed one"),
+            request(99, "to nowhere"),
+            request(3, "to another partner's"),
+            request(1, "last"),
+        ];
+        let mut plan = Plan::decide(&requests, &found, at);
+        let rows = plan.take_rows();
+        let contents: Vec<&str> = rows.iter().map(|r| r.content.as_str()).collect();
+        assert_eq!(contents, ["first", "last"], "only the accepted, in order");
+        let inserted = vec![Some(stored(&rows[0], 10)), Some(stored(&rows[1], 11))];
+        let Ok(Emitted { value, events }) = plan.conclude(inserted, &found, at) else {
+            panic!("conclude failed");
+        };
+        assert_eq!(
+            shown(&value),
+            [
+                "created first",
+                "failed conversation is closed",
+                "failed conversation not found",
+                "failed conversation not found",
+                "created last",
+            ]
+        );
+        assert!(matches!(
+            &value[1],
+            Outcome::Failed(StoreError::Rule(DomainError::ConversationClosed))
+        ));
+        // One event per stored message, in id order.
+        let ids: Vec<i64> = events
+            .iter()
+            .map(|e| serde_json::from_str::<serde_json::Value>(&e.payload))
+            .map(|p| p.map_or(0, |p| p["id"].as_i64().unwrap_or(0)))
+            .collect();
+        assert_eq!(ids, [10, 11]);
+        assert!(events.iter().all(|e| e.kind == "message"));
+    }
+
+    #[test]
+    fn an_append_the_database_skipped_is_a_duplicate_for_its_caller_only() {
+        let at = at();
+        let found = found();
+        let requests = [request(1, "a"), request(1, "b"), request(1, "c")];
+        let mut plan = Plan::decide(&requests, &found, at);
+        let rows = plan.take_rows();
+        // `b`'s clientMessageId was taken (by an earlier request, or earlier in this batch).
+        let inserted = vec![Some(stored(&rows[0], 5)), None, Some(stored(&rows[2], 6))];
+        let Ok(Emitted { value, events }) = plan.conclude(inserted, &found, at) else {
+            panic!("conclude failed");
+        };
+        assert_eq!(shown(&value), ["created a", "duplicate", "created c"]);
+        assert_eq!(events.len(), 2, "no event for the skipped one");
+    }
+
+    #[test]
+    fn a_created_message_comes_with_its_conversation_as_the_batch_left_it() {
+        let at = at();
+        let found = found();
+        let requests = [request(1, "hi")];
+        let mut plan = Plan::decide(&requests, &found, at);
+        let rows = plan.take_rows();
+        let inserted = vec![Some(stored(&rows[0], 7))];
+        let Ok(Emitted { value, events }) = plan.conclude(inserted, &found, at) else {
+            panic!("conclude failed");
+        };
+        let [Outcome::Created(appended)] = value.as_slice() else {
+            panic!("{:?}", shown(&value));
+        };
+        assert!(appended.created);
+        assert_eq!(appended.message.id, frontdesk_domain::MessageId(7));
+        assert_eq!(appended.conversation.id, ConversationId(1));
+        assert_eq!(appended.conversation.updated_at, Timestamp::from_utc(at));
+        assert_eq!(events[0].conversation_id, Some(1));
+        assert_eq!(events[0].partner_id, ACME.0);
+    }
+
+    #[test]
+    fn a_batch_refused_entirely_writes_nothing() {
+        let at = at();
+        let found = found();
+        let requests = [request(2, "closed"), request(3, "not ours")];
+        let mut plan = Plan::decide(&requests, &found, at);
+        assert!(plan.take_rows().is_empty());
+        let Ok(Emitted { value, events }) = plan.conclude(Vec::new(), &found, at) else {
+            panic!("conclude failed");
+        };
+        assert!(value.iter().all(|o| matches!(o, Outcome::Failed(_))));
+        assert!(events.is_empty());
     }
 }
 

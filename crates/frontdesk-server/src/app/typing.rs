@@ -2,7 +2,7 @@
 //! stored.
 
 use frontdesk_domain::{Audience, Recipient, Typing};
-use frontdesk_store::TypingSignal;
+use frontdesk_store::{Origin, TypingSignal};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -11,7 +11,7 @@ use crate::state::AppState;
 pub(crate) async fn relay(
     state: &AppState,
     speaker: &Recipient,
-    origin: String,
+    origin: Origin,
     mut typing: Typing,
 ) -> Result<(), ApiError> {
     typing.is_agent = matches!(speaker, Recipient::Agent(_));

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytestring::ByteString;
 use frontdesk_domain::event::{event_frame, plain_frame};
 use frontdesk_domain::{AgentId, Audience, Cursor, CustomerId, PartnerId, Recipient, SecretHash};
-use frontdesk_store::{StoredEvent, TypingSignal};
+use frontdesk_store::{Origin, StoredEvent, TypingSignal};
 use rand::Rng;
 use tokio::sync::{mpsc, Notify};
 
@@ -37,8 +37,7 @@ pub struct Frame {
     pub text: ByteString,
 }
 
-/// One registered connection, as the hub routes to it.
-struct Member {
+struct Connection {
     recipient: Recipient,
     /// The digest of the credential it authenticated with.
     credential: SecretHash,
@@ -51,7 +50,7 @@ struct Member {
 
 #[derive(Default)]
 struct Registry {
-    connections: HashMap<u64, Member>,
+    connections: HashMap<u64, Connection>,
     customers: HashMap<(PartnerId, CustomerId), HashSet<u64>>,
     /// Customer connections per partner, for its cap.
     partners: HashMap<PartnerId, usize>,
@@ -72,8 +71,9 @@ const REVOKED_LATELY: Duration = Duration::from_secs(60);
 const REVOKED_LATELY_MAX: usize = 10_000;
 
 pub struct Hub {
-    /// Tells this instance's typing signals from other instances'.
-    instance: String,
+    /// `<instance>/`, the start of this instance's typing origins: tells them from other
+    /// instances'.
+    origin_prefix: String,
     next_id: AtomicU64,
     queue: usize,
     caps: Caps,
@@ -105,7 +105,7 @@ impl Hub {
     /// one commit's worth: a burst from a single batch is not slowness.
     pub fn new(queue: usize, caps: Caps) -> Self {
         Self {
-            instance: format!("{:016x}", rand::rng().random::<u64>()),
+            origin_prefix: format!("{:016x}/", rand::rng().random::<u64>()),
             next_id: AtomicU64::new(1),
             queue: queue.max(frontdesk_store::MAX_APPEND_BATCH),
             caps,
@@ -189,7 +189,7 @@ impl Hub {
             .insert(id);
         registry.connections.insert(
             id,
-            Member {
+            Connection {
                 recipient,
                 credential,
                 tx,
@@ -267,9 +267,18 @@ impl Hub {
         ids.len()
     }
 
-    /// `<instance>/<connection>`: the origin of a typing signal.
-    pub fn origin(&self, connection: u64) -> String {
-        format!("{}/{connection}", self.instance)
+    /// `<instance>/<connection>`: the origin of a typing signal. The store carries it to
+    /// every instance without reading it; `own_connection` reads it back.
+    pub fn origin(&self, connection: u64) -> Origin {
+        Origin::new(format!("{}{connection}", self.origin_prefix))
+    }
+
+    /// The local connection an origin names, `None` for another instance's.
+    fn own_connection(&self, origin: &Origin) -> Option<u64> {
+        origin
+            .as_str()
+            .strip_prefix(&self.origin_prefix)
+            .and_then(|id| id.parse::<u64>().ok())
     }
 
     /// Delivers log events, in order, to every local connection that hears them.
@@ -292,10 +301,7 @@ impl Hub {
             text: ByteString::from(plain_frame("typing", &signal.typing)),
         }));
         let mut registry = self.registry();
-        let origin = signal
-            .origin
-            .strip_prefix(&format!("{}/", self.instance))
-            .and_then(|id| id.parse::<u64>().ok());
+        let origin = self.own_connection(&signal.origin);
         // Typing only takes a slot while half the queue is free: events keep their room.
         let reserve = self.queue / 2;
         for id in registry.audience(&signal.audience(), origin) {
@@ -389,7 +395,7 @@ mod tests {
         let (tx, rx) = mpsc::channel(size);
         let kill = Arc::new(Notify::new());
         let mut registry = Registry::default();
-        let connection = Member {
+        let connection = Connection {
             recipient: Recipient::Agent(AgentId(1)),
             credential: frontdesk_domain::Secret::presented("fda_test").hash(),
             tx,
@@ -419,6 +425,20 @@ mod tests {
             Err(Refused::Revoked)
         ));
         assert!(hub.subscribe(Recipient::Agent(AgentId(1)), other).is_ok());
+    }
+
+    #[test]
+    fn a_hub_knows_its_own_typing_origins_only() {
+        let caps = Caps {
+            per_customer: 8,
+            per_agent: 8,
+            per_partner: 8,
+            total: 8,
+        };
+        let (here, there) = (Hub::new(128, caps), Hub::new(128, caps));
+        assert_eq!(here.own_connection(&here.origin(42)), Some(42));
+        assert_eq!(here.own_connection(&there.origin(42)), None);
+        assert_eq!(here.own_connection(&Origin::new("garbage")), None);
     }
 
     #[tokio::test]
