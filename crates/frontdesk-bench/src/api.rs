@@ -28,7 +28,7 @@ pub struct Agent {
 
 impl Agent {
     pub fn client_id(&self) -> String {
-        format!("agent-{}", self.id)
+        frontdesk_domain::AgentId(self.id).to_string()
     }
 
     /// The WebSocket path of this agent.

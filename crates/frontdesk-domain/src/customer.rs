@@ -40,7 +40,7 @@ impl CustomerId {
                 "may contain only letters, digits and - _ . : @ +",
             ));
         }
-        if text == "bot" || text.starts_with("agent-") {
+        if text == "bot" || text.starts_with(crate::ids::AGENT_PREFIX) {
             return Err(ValidationError::new(
                 field,
                 "`bot` and `agent-…` are reserved for our own senders",

@@ -57,7 +57,8 @@ impl Cursor {
     pub const START: Cursor = Cursor(0);
 }
 
-const AGENT_PREFIX: &str = "agent-";
+/// How an agent's id starts when written; no customer id may start so.
+pub(crate) const AGENT_PREFIX: &str = "agent-";
 
 impl AgentId {
     /// Reads `agent-<n>`.

@@ -53,7 +53,6 @@ error_codes! {
     NotFound = "not_found", NOT_FOUND;
     ConversationNotFound = "conversation_not_found", NOT_FOUND;
     CustomerNotFound = "customer_not_found", NOT_FOUND;
-    AgentNotFound = "agent_not_found", NOT_FOUND;
     PartnerNotFound = "partner_not_found", NOT_FOUND;
     RequestTimeout = "request_timeout", REQUEST_TIMEOUT;
     ConversationClosed = "conversation_closed", CONFLICT;
@@ -228,7 +227,6 @@ impl From<StoreError> for ApiError {
                 match what {
                     Entity::Conversation => ErrorCode::ConversationNotFound,
                     Entity::Customer => ErrorCode::CustomerNotFound,
-                    Entity::Agent => ErrorCode::AgentNotFound,
                     Entity::Partner => ErrorCode::PartnerNotFound,
                     Entity::Row => ErrorCode::NotFound,
                 },

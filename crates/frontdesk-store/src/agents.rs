@@ -5,7 +5,7 @@ use diesel_async::RunQueryDsl;
 use frontdesk_domain::{Agent, AgentId, AgentSignup, SecretHash, Timestamp};
 use time::{Duration, PrimitiveDateTime};
 
-use crate::error::{Entity, StoreError};
+use crate::error::StoreError;
 use crate::pool::with_conn;
 use crate::rows::now;
 use crate::schema::{agent_sessions, agents};
@@ -82,21 +82,6 @@ impl Store {
         Ok(found.map(|(row, hash)| (row.into(), hash)))
     }
 
-    pub async fn agent(&self, id: AgentId) -> Result<Agent, StoreError> {
-        let mut db = self.pool.get().await?;
-        let found: Option<AgentRow> = with_conn!(db, |conn| {
-            agents::table
-                .find(id.0)
-                .select(AgentRow::as_select())
-                .first(conn)
-                .await
-                .optional()?
-        });
-        found
-            .map(Agent::from)
-            .ok_or(StoreError::NotFound(Entity::Agent))
-    }
-
     /// Records a session token (by digest); returns when it expires. Expired sessions are swept.
     pub async fn create_agent_session(
         &self,
@@ -124,11 +109,6 @@ impl Store {
             .await?;
         });
         Ok(expires)
-    }
-
-    /// The agent a live session token belongs to.
-    pub async fn agent_by_session(&self, token: &SecretHash) -> Result<Option<Agent>, StoreError> {
-        Ok(self.agent_session(token).await?.map(|(agent, _)| agent))
     }
 
     /// The agent a live session token belongs to, and when the session expires.

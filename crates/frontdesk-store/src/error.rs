@@ -8,7 +8,6 @@ use frontdesk_domain::DomainError;
 pub enum Entity {
     Conversation,
     Customer,
-    Agent,
     Partner,
     /// A row a statement expected, of no entity in particular (diesel's own `NotFound`).
     Row,
@@ -19,7 +18,6 @@ impl std::fmt::Display for Entity {
         f.write_str(match self {
             Entity::Conversation => "conversation",
             Entity::Customer => "customer",
-            Entity::Agent => "agent",
             Entity::Partner => "partner",
             Entity::Row => "row",
         })

@@ -1,7 +1,7 @@
 //! The event log as a WebSocket client reads it: from a cursor, or from now.
 
 use frontdesk_domain::{Cursor, Recipient};
-use frontdesk_store::{StoreError, StoredEvent};
+use frontdesk_store::StoredEvent;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
@@ -27,7 +27,7 @@ pub(crate) async fn replay(
     state: &AppState,
     recipient: &Recipient,
     after: Cursor,
-) -> Result<(Vec<StoredEvent>, bool), StoreError> {
+) -> Result<(Vec<StoredEvent>, bool), ApiError> {
     let page = state
         .store
         .events_for(recipient, after, REPLAY_PAGE)
@@ -37,6 +37,6 @@ pub(crate) async fn replay(
 }
 
 /// The newest cursor: a client connecting without `since` hears what comes after it.
-pub(crate) async fn newest(state: &AppState) -> Result<Cursor, StoreError> {
-    state.store.latest_event_id().await
+pub(crate) async fn newest(state: &AppState) -> Result<Cursor, ApiError> {
+    Ok(state.store.latest_event_id().await?)
 }

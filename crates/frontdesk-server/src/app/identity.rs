@@ -5,10 +5,12 @@
 use std::net::IpAddr;
 
 use frontdesk_domain::credentials::prefix;
+use frontdesk_domain::inbound::{parse_client_id, ClientId};
+use frontdesk_domain::Recipient;
 use frontdesk_domain::{Agent, CustomerId, Partner, PartnerId, Secret, SecretHash, Timestamp};
-use frontdesk_store::{CustomerSession, Store, StoreError};
+use frontdesk_store::{CustomerSession, StoreError};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 /// What a credential turned out to be.
@@ -45,8 +47,9 @@ pub(crate) struct Authenticated {
     pub credential: Credential,
 }
 
-/// The credentials an endpoint takes. A token of another kind is not looked up where it
-/// cannot be told from one that is (so `None`, "unknown or expired", is what the caller sees).
+/// The credentials an endpoint takes. A session token of a kind not taken is not looked up
+/// (its prefix says what it is); any other token is tried as an API key where keys are taken,
+/// and as the admin token where that is. Either way the caller sees `None`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Accepts {
     pub partner_key: bool,
@@ -191,17 +194,74 @@ async fn is_admin_token(
 /// Whether a credential still speaks: not expired, logged out or rotated. Asks the database,
 /// never the key cache: this is the check that holds when a revocation signal was lost.
 pub(crate) async fn still_valid(
-    store: &Store,
+    state: &AppState,
     credential: &Credential,
 ) -> Result<bool, StoreError> {
+    let store = &state.store;
     let hash = &credential.hash;
     Ok(match credential.kind {
         Kind::CustomerSession => store.customer_session(hash).await?.is_some(),
         Kind::AgentSession => store.agent_session(hash).await?.is_some(),
         Kind::PartnerKey => store.partner_by_key(hash).await?.is_some(),
-        // Changed only by a restart, which closes every socket anyway.
+        // Not taken by sockets (`Accepts::SOCKET`); it changes only with a restart.
         Kind::AdminToken => true,
     })
+}
+
+/// Who a WebSocket hears as, if `token` speaks for `client_id`: a customer session for its
+/// own customer, an agent session for `agent-<its id>`, a partner API key for any of the
+/// partner's customers. `in_url`: the token came in the URL, where an API key must never
+/// travel (a URL ends up in logs and browser history), so only session tokens are taken.
+pub(crate) async fn listener(
+    state: &AppState,
+    token: &Secret,
+    in_url: bool,
+    client_id: &str,
+    client: Option<IpAddr>,
+) -> Result<(Recipient, Credential), ApiError> {
+    let unauthorized = |message: &str| ApiError::new(ErrorCode::InvalidCredentials, message);
+    let text = token.expose();
+    let kind = if text.starts_with(prefix::CUSTOMER_SESSION) {
+        Kind::CustomerSession
+    } else if text.starts_with(prefix::AGENT_SESSION) {
+        Kind::AgentSession
+    } else {
+        Kind::PartnerKey
+    };
+    if in_url && kind == Kind::PartnerKey {
+        return Err(unauthorized(
+            "send a partner API key in the Authorization header, not in the URL",
+        ));
+    }
+    let Some(Authenticated {
+        identity,
+        credential,
+    }) = authenticate(state, token, Accepts::SOCKET, client).await?
+    else {
+        return Err(unauthorized(match kind {
+            Kind::CustomerSession => "the session token is unknown or expired",
+            Kind::AgentSession => "the agent token is unknown or expired",
+            _ => "the API key is unknown",
+        }));
+    };
+    let recipient = match (identity, parse_client_id(client_id)) {
+        (Identity::Customer(session), ClientId::Customer(customer))
+            if customer == session.customer =>
+        {
+            Recipient::Customer(session.partner, customer)
+        }
+        (Identity::Agent(agent), ClientId::Agent(id)) if id == agent.id => Recipient::Agent(id),
+        (Identity::Partner(partner), ClientId::Customer(customer)) => {
+            Recipient::Customer(partner.id, customer)
+        }
+        (Identity::Partner(_), _) => {
+            return Err(unauthorized(
+                "with an API key, clientId is one of your customer ids",
+            ))
+        }
+        _ => return Err(unauthorized("this token is for another clientId")),
+    };
+    Ok((recipient, credential))
 }
 
 /// A customer token speaks only for its own customer id.

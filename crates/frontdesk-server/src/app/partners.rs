@@ -16,16 +16,22 @@ pub(crate) struct WithKey {
     pub api_key: Secret,
 }
 
-/// Open registration is rate-limited per address; closed registration needs the admin token
-/// (`presented`).
+/// Open registration is rate-limited per address; closed registration needs the admin token.
+/// `presented` is the Authorization header as parsed: it is read only when the admin token is
+/// configured, so neither open registration nor a server without an admin token refuses a
+/// header it has no use for.
 pub(crate) async fn register(
     state: &AppState,
-    presented: Option<Secret>,
+    presented: Result<Option<Secret>, ApiError>,
     client: Option<IpAddr>,
     registration: PartnerRegistration,
 ) -> Result<WithKey, ApiError> {
     match state.registration {
         Registration::Admin => {
+            let presented = match state.admin_token {
+                Some(_) => presented?,
+                None => None,
+            };
             let admin = match presented {
                 Some(token) => authenticate(state, &token, Accepts::ADMIN_TOKEN, client)
                     .await?

@@ -188,7 +188,7 @@ impl Connection {
     /// Logout, key rotation or expiry ends the socket with 1008.
     async fn settle(&mut self, due: Due) -> Result<(), End> {
         self.watch
-            .settle(due, &self.state.store)
+            .settle(due, &self.state)
             .await
             .map_err(|why| End::Close(CloseCode::Policy, why))
     }

@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use frontdesk_domain::credentials::prefix;
-use frontdesk_domain::inbound::{parse_client_id, ClientId};
 use frontdesk_domain::{Cursor, Recipient, Secret};
 use serde::Deserialize;
 
@@ -19,7 +17,7 @@ use super::teardown::{BodyWatch, TcpHandle};
 use super::typing_coalescer::TypingCoalescer;
 use super::watch::Watch;
 use crate::app;
-use crate::app::identity::{Accepts, Authenticated, Credential, Identity};
+use crate::app::identity::Credential;
 use crate::auth::bearer;
 use crate::client_ip::client_ip;
 use crate::error::{ApiError, ErrorCode};
@@ -96,16 +94,13 @@ pub async fn connect(
     Ok(response)
 }
 
-/// Who the connection hears as, if the credential speaks for `client_id`: a customer session
-/// for its own customer, an agent session for `agent-<its id>`, a partner API key (in the
-/// header only) for any of the partner's customers.
+/// The token from `?token=` (session tokens only) or the Bearer header.
 async fn authenticate(
     request: &HttpRequest,
     state: &AppState,
     client_id: &str,
     query_token: Option<&str>,
 ) -> Result<(Recipient, Credential), ApiError> {
-    let unauthorized = |message: &str| ApiError::new(ErrorCode::InvalidCredentials, message);
     let token = match (query_token, bearer(request)?) {
         (Some(token), _) => Secret::presented(token),
         (None, Some(token)) => token,
@@ -116,39 +111,6 @@ async fn authenticate(
             ))
         }
     };
-    let is_session = [prefix::CUSTOMER_SESSION, prefix::AGENT_SESSION]
-        .iter()
-        .any(|kind| token.expose().starts_with(kind));
-    if query_token.is_some() && !is_session {
-        // A URL ends up in logs and browser history; an API key must never travel in one.
-        return Err(unauthorized(
-            "send a partner API key in the Authorization header, not in the URL",
-        ));
-    }
     let client = client_ip(request, &state.trusted_proxies);
-    let Some(Authenticated {
-        identity,
-        credential,
-    }) = app::identity::authenticate(state, &token, Accepts::SOCKET, client).await?
-    else {
-        return Err(unauthorized("the token is unknown or expired"));
-    };
-    let recipient = match (identity, parse_client_id(client_id)) {
-        (Identity::Customer(session), ClientId::Customer(customer))
-            if customer == session.customer =>
-        {
-            Recipient::Customer(session.partner, customer)
-        }
-        (Identity::Agent(agent), ClientId::Agent(id)) if id == agent.id => Recipient::Agent(id),
-        (Identity::Partner(partner), ClientId::Customer(customer)) => {
-            Recipient::Customer(partner.id, customer)
-        }
-        (Identity::Partner(_), _) => {
-            return Err(unauthorized(
-                "with an API key, clientId is one of your customer ids",
-            ))
-        }
-        _ => return Err(unauthorized("this token is for another clientId")),
-    };
-    Ok((recipient, credential))
+    app::identity::listener(state, &token, query_token.is_some(), client_id, client).await
 }

@@ -37,7 +37,8 @@ pub struct Frame {
     pub text: ByteString,
 }
 
-struct Connection {
+/// One registered connection, as the hub routes to it.
+struct Member {
     recipient: Recipient,
     /// The digest of the credential it authenticated with.
     credential: SecretHash,
@@ -50,7 +51,7 @@ struct Connection {
 
 #[derive(Default)]
 struct Registry {
-    connections: HashMap<u64, Connection>,
+    connections: HashMap<u64, Member>,
     customers: HashMap<(PartnerId, CustomerId), HashSet<u64>>,
     /// Customer connections per partner, for its cap.
     partners: HashMap<PartnerId, usize>,
@@ -189,7 +190,7 @@ impl Hub {
             .insert(id);
         registry.connections.insert(
             id,
-            Connection {
+            Member {
                 recipient,
                 credential,
                 tx,
@@ -395,7 +396,7 @@ mod tests {
         let (tx, rx) = mpsc::channel(size);
         let kill = Arc::new(Notify::new());
         let mut registry = Registry::default();
-        let connection = Connection {
+        let connection = Member {
             recipient: Recipient::Agent(AgentId(1)),
             credential: frontdesk_domain::Secret::presented("fda_test").hash(),
             tx,

@@ -7,12 +7,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use frontdesk_store::Store;
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 use crate::app::identity::{still_valid, Credential};
+use crate::state::AppState;
 
 /// Why a socket's credential needs attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,12 +84,12 @@ impl Watch {
     /// Acts on `due`: `Err` with the close reason when the socket must go. A re-check that
     /// cannot reach the database keeps the socket and tries again later: an outage must not
     /// disconnect everyone.
-    pub async fn settle(&mut self, due: Due, store: &Store) -> Result<(), &'static str> {
+    pub async fn settle(&mut self, due: Due, state: &AppState) -> Result<(), &'static str> {
         match due {
             Due::Revoked => Err(REVOKED),
             Due::Expired => Err(EXPIRED),
             Due::Recheck => {
-                let valid = still_valid(store, &self.credential).await;
+                let valid = still_valid(state, &self.credential).await;
                 self.schedule();
                 match valid {
                     Ok(true) => Ok(()),

@@ -26,11 +26,7 @@ pub async fn register(
     state: web::Data<AppState>,
     body: web::Json<PartnerRegistration>,
 ) -> Result<HttpResponse, ApiError> {
-    // Open registration asks for no credentials, so it reads no header it could refuse.
-    let presented = match state.registration {
-        Registration::Admin => bearer(&request)?,
-        Registration::Open => None,
-    };
+    let presented = bearer(&request);
     let client = client_ip(&request, &state.trusted_proxies);
     let WithKey { partner, api_key } =
         app::partners::register(&state, presented, client, body.into_inner()).await?;
