@@ -1,11 +1,11 @@
 //! Data setup through the public API (and the `frontdesk agent create` CLI), as a partner and
 //! an agent would do it. Setup is not measured, so it uses reqwest for brevity.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
+use frontdesk_testkit::api::{create_agent_with_cli, text, Api as KitApi, NewAgent};
+pub use frontdesk_testkit::Agent;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -15,27 +15,7 @@ use serde_json::{json, Value};
 const SETUP_CONCURRENCY: usize = 32;
 
 #[derive(Clone)]
-pub struct Api {
-    base: String,
-    client: reqwest::Client,
-}
-
-#[derive(Debug, Clone)]
-pub struct Agent {
-    pub id: i64,
-    pub token: String,
-}
-
-impl Agent {
-    pub fn client_id(&self) -> String {
-        frontdesk_domain::AgentId(self.id).to_string()
-    }
-
-    /// The WebSocket path of this agent.
-    pub fn ws_path(&self) -> String {
-        format!("/ws?clientId={}&token={}", self.client_id(), self.token)
-    }
-}
+pub struct Api(KitApi);
 
 impl Api {
     pub fn new(base: String) -> Result<Self> {
@@ -43,7 +23,7 @@ impl Api {
             .pool_max_idle_per_host(SETUP_CONCURRENCY)
             .build()
             .context("building the setup HTTP client")?;
-        Ok(Self { base, client })
+        Ok(Self(KitApi::new(base, client)))
     }
 
     /// A request that must succeed (2xx); returns the JSON body.
@@ -54,23 +34,7 @@ impl Api {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> Result<Value> {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await.with_context(|| path.to_owned())?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            bail!("{path} answered {status}: {text}");
-        }
-        if text.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_str(&text).with_context(|| format!("{path} answered non-JSON {text:?}"))
+        self.0.call_ok(method, path, token, body).await
     }
 
     /// Registers a partner with the admin token (see `frontdesk_command`); returns its API key.
@@ -135,52 +99,18 @@ impl Api {
         let binary = binary.to_owned();
         let database_url = database_url.to_owned();
         let email_owned = email.to_owned();
-        let output = tokio::task::spawn_blocking(move || -> Result<std::process::Output> {
-            let mut child = Command::new(&binary)
-                .args([
-                    "agent",
-                    "create",
-                    "--email",
-                    &email_owned,
-                    "--name",
-                    "Bench Agent",
-                    "--password-stdin",
-                ])
-                .env("DATABASE_URL", &database_url)
-                .env("RUST_LOG", "warn")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .context("frontdesk agent create")?;
-            if let Some(mut stdin) = child.stdin.take() {
-                writeln!(stdin, "{password}")?;
-            }
-            Ok(child.wait_with_output()?)
+        let id = tokio::task::spawn_blocking(move || {
+            let agent = NewAgent {
+                email: &email_owned,
+                name: "Bench Agent",
+                password,
+                admin: false,
+            };
+            create_agent_with_cli(&binary, &database_url, &agent)
         })
         .await??;
-        if !output.status.success() {
-            bail!(
-                "frontdesk agent create: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        let created: Value = serde_json::from_slice(&output.stdout)
-            .context("frontdesk agent create printed no JSON")?;
-        let session = self
-            .call(
-                Method::POST,
-                "/api/agent/login",
-                None,
-                Some(&json!({"email": email, "password": password})),
-            )
-            .await?;
-        Ok(Agent {
-            id: created["id"]
-                .as_i64()
-                .ok_or_else(|| anyhow!("no id in {created}"))?,
-            token: text(&session, "token")?,
-        })
+        let token = self.0.login(email, password).await?;
+        Ok(Agent { id, token })
     }
 
     /// `n` agents, a few at a time (each costs an argon2 hash twice).
@@ -207,11 +137,4 @@ impl Api {
             .try_for_each(|_| async { Ok(()) })
             .await
     }
-}
-
-fn text(body: &Value, field: &str) -> Result<String> {
-    body[field]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow!("no {field} in {body}"))
 }

@@ -1,14 +1,13 @@
 //! Child processes under test (the `frontdesk` release binary and the baseline servers), and
 //! what /proc says about them: CPU seconds and memory.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
+use frontdesk_testkit::process::{LogPolicy, Process};
 
 /// Clock ticks per second of /proc/<pid>/stat. USER_HZ is 100 on every Linux architecture
 /// this runs on (it is part of the /proc ABI, independent of the kernel's HZ).
@@ -101,23 +100,14 @@ pub fn machine_ticks() -> (u64, u64) {
     (total.saturating_sub(idle), total)
 }
 
-/// What the child wrote to stderr, kept so failures can show it and scenarios can count
-/// warnings (a slow consumer cut off, a heartbeat missed).
-#[derive(Default)]
-struct Log {
-    tail: Vec<String>,
-    warnings: u64,
-    lines_matching: Vec<(String, u64)>,
-}
-
+/// The last lines of a child's stderr kept, so failures can show it.
 const TAIL_LINES: usize = 200;
 
-/// A server child process listening on loopback.
+/// A server child process listening on loopback: the test kit's launcher, which also counts
+/// warnings and the lines that reveal trouble (a slow consumer cut off, a heartbeat missed).
 pub struct ServerProcess {
-    name: String,
-    child: Child,
+    process: Process,
     pub addr: SocketAddr,
-    log: Arc<Mutex<Log>>,
 }
 
 /// Server log lines that reveal trouble even when every request succeeded.
@@ -125,80 +115,24 @@ pub const WATCHED_LINES: [&str; 3] = ["outbound queue full", "no heartbeat", "ba
 
 impl ServerProcess {
     /// Starts `command` (stderr piped) and waits for its `listening on http://ADDR` line.
-    pub async fn start(name: &str, mut command: Command) -> Result<Self> {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("starting {name} ({command:?})"))?;
-        let stderr = child
-            .stderr
-            .take()
-            .ok_or_else(|| anyhow!("{name}: no stderr pipe"))?;
-        let log = Arc::new(Mutex::new(Log {
-            lines_matching: WATCHED_LINES.iter().map(|l| (l.to_string(), 0)).collect(),
-            ..Log::default()
-        }));
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let sink = Arc::clone(&log);
-        // Reads the bound address, then keeps draining stderr so the child never blocks on a
-        // full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = addr_tx.send(addr);
-                }
-                if let Ok(mut log) = sink.lock() {
-                    if line.contains(" WARN ") || line.contains(" ERROR ") {
-                        log.warnings += 1;
-                    }
-                    for (pattern, count) in &mut log.lines_matching {
-                        if line.contains(pattern.as_str()) {
-                            *count += 1;
-                        }
-                    }
-                    if log.tail.len() >= TAIL_LINES {
-                        log.tail.remove(0);
-                    }
-                    log.tail.push(line);
-                }
-            }
-        });
-        let waited =
-            tokio::task::spawn_blocking(move || addr_rx.recv_timeout(Duration::from_secs(60)))
-                .await?;
-        let mut process = Self {
-            name: name.to_owned(),
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            log,
+    pub async fn start(name: &str, command: Command) -> Result<Self> {
+        let policy = LogPolicy {
+            tail: Some(TAIL_LINES),
+            watched: WATCHED_LINES.iter().map(|l| l.to_string()).collect(),
         };
-        match waited.ok().and_then(|addr| addr.parse().ok()) {
-            Some(addr) => {
-                process.addr = addr;
-                Ok(process)
-            }
-            None => {
-                let tail = process.log_tail();
-                process.kill();
-                bail!("{name} did not report `listening on http://ADDR`:\n{tail}")
-            }
-        }
+        let process = Process::spawn(name, command, policy).await?;
+        Ok(Self {
+            addr: process.addr,
+            process,
+        })
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.process.base_url()
     }
 
     pub fn stats(&self) -> ProcStats {
@@ -207,59 +141,33 @@ impl ServerProcess {
 
     /// The last lines of its stderr.
     pub fn log_tail(&self) -> String {
-        self.log
-            .lock()
-            .map(|log| log.tail.join("\n"))
-            .unwrap_or_default()
+        self.process.log()
     }
 
     /// WARN/ERROR lines so far.
     pub fn warnings(&self) -> u64 {
-        self.log.lock().map(|log| log.warnings).unwrap_or(0)
+        self.process.warnings()
     }
 
     /// How often each of `WATCHED_LINES` appeared.
     pub fn watched(&self) -> Vec<(String, u64)> {
-        self.log
-            .lock()
-            .map(|log| log.lines_matching.clone())
-            .unwrap_or_default()
+        self.process.watched()
     }
 
     /// Whether it is still running (a crash mid-scenario is an error of that scenario).
     pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.process.running()
     }
 
     /// SIGTERM, then SIGKILL if it has not exited within 10 s (the server closes WebSockets
-    /// and drains requests first; thousands of sockets can take a moment).
+    /// and drains requests first; thousands of sockets can take a moment). The kit's `Drop`
+    /// kills it on any other way out.
     pub async fn stop(mut self) {
-        let pid = self.pid().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        for _ in 0..100 {
-            if !self.running() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        eprintln!(
-            "warning: {} did not exit within 10 s of SIGTERM; killed",
-            self.name
-        );
-        self.kill();
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        // Never leave a server behind, whatever path the harness takes out.
-        if self.running() {
-            self.kill();
+        if !self.process.stop(Duration::from_secs(10)).await {
+            eprintln!(
+                "warning: {} did not exit within 10 s of SIGTERM; killed",
+                self.process.name()
+            );
         }
     }
 }

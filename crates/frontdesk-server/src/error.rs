@@ -293,7 +293,11 @@ mod tests {
     #[test]
     fn every_code_is_documented_with_its_status() {
         let documented = documented();
-        assert!(documented.len() >= 30, "{documented:?}");
+        // The table parsed at all: one row per code a response can carry.
+        assert!(
+            documented.len() >= ErrorCode::ALL.len() - FRAME_ONLY.len(),
+            "{documented:?}"
+        );
         for code in ErrorCode::ALL {
             if FRAME_ONLY.contains(code) {
                 continue;

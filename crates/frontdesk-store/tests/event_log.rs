@@ -5,49 +5,19 @@
 use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use frontdesk_testkit::{Backend, TestDb};
 use futures_util::StreamExt;
-use rand::Rng;
 
 const INSERT_EVENT: &str = "INSERT INTO events (kind, partner_id, customer_id, all_agents, \
      payload, created_at) VALUES ('message', 1, 'c', FALSE, '{}', now())";
 
-/// A fresh database with the migrations applied (by `Store::open`), dropped by `Drop`.
-struct FreshDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl FreshDb {
-    async fn create() -> Option<Self> {
-        if std::env::var("FRONTDESK_TEST_BACKENDS").is_ok_and(|b| !b.contains("postgres")) {
-            return None;
-        }
-        let admin = std::env::var("TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        let name = format!("frontdesk_event_log_{:016x}", rand::rng().random::<u64>());
-        let base = admin
-            .rsplit_once('/')
-            .map_or(admin.as_str(), |(base, _)| base);
-        let url = format!("{base}/{name}");
-        connect(&admin)
-            .await
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        frontdesk_store::Store::open(&frontdesk_store::StoreConfig::new(&url))
-            .await
-            .unwrap_or_else(|e| panic!("migrations: {e}"));
-        Some(Self { admin, name, url })
+/// A fresh PostgreSQL database with the migrations applied (copied from the kit's template),
+/// or `None` when PostgreSQL is not among the backends under test.
+async fn fresh_db() -> Option<TestDb> {
+    if !Backend::Postgres.enabled() {
+        return None;
     }
-
-    async fn drop_database(self) {
-        connect(&self.admin)
-            .await
-            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
+    Some(TestDb::new(Backend::Postgres).await)
 }
 
 async fn connect(url: &str) -> AsyncPgConnection {
@@ -76,7 +46,7 @@ async fn waiting_for_advisory_lock(conn: &mut AsyncPgConnection) -> i64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_event_insert_waits_for_the_first_to_commit() {
-    let Some(db) = FreshDb::create().await else {
+    let Some(db) = fresh_db().await else {
         return;
     };
     let mut first = connect(&db.url).await;
@@ -120,12 +90,12 @@ async fn a_second_event_insert_waits_for_the_first_to_commit() {
         .await
         .unwrap_or_else(|_| panic!("the second insert still waits after the first committed"))
         .unwrap_or_else(|e| panic!("{e}"));
-    db.drop_database().await;
+    db.remove().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_committed_event_wakes_the_listeners_and_a_rolled_back_one_does_not() {
-    let Some(db) = FreshDb::create().await else {
+    let Some(db) = fresh_db().await else {
         return;
     };
     let mut listener = connect(&db.url).await;
@@ -161,5 +131,5 @@ async fn a_committed_event_wakes_the_listeners_and_a_rolled_back_one_does_not() 
     }
     // One wake-up for the committed transaction (NOTIFY folds repeats), none for the other.
     assert_eq!(payloads, vec![String::new()]);
-    db.drop_database().await;
+    db.remove().await;
 }

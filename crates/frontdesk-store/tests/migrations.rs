@@ -2,9 +2,9 @@
 
 use diesel::{Connection, RunQueryDsl, SqliteConnection};
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
-use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::AsyncPgConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use rand::Rng;
+use frontdesk_testkit::{Backend, TestDb};
 
 const SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const POSTGRES: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -78,26 +78,12 @@ fn sqlite_migrations_reverse() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_migrations_reverse() {
-    if std::env::var("FRONTDESK_TEST_BACKENDS").is_ok_and(|b| !b.contains("postgres")) {
+    if !Backend::Postgres.enabled() {
         return;
     }
-    let admin = std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let name = format!("frontdesk_migrations_{:016x}", rand::rng().random::<u64>());
-    let url = format!(
-        "{}/{name}",
-        admin
-            .rsplit_once('/')
-            .map(|(base, _)| base)
-            .unwrap_or(&admin)
-    );
-    let mut control = <AsyncPgConnection as diesel_async::AsyncConnection>::establish(&admin)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {admin}: {e}"));
-    control
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    // Empty: this test runs the migrations itself. The kit drops the database.
+    let db = TestDb::empty(Backend::Postgres).await;
+    let url = db.url.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let mut conn = <AsyncConnectionWrapper<AsyncPgConnection> as Connection>::establish(&url)
             .unwrap_or_else(|e| panic!("{e}"));
@@ -108,10 +94,7 @@ async fn postgres_migrations_reverse() {
         );
     })
     .await;
-    control
-        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    db.remove().await;
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic.into_panic());
     }

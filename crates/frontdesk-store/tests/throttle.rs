@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-use frontdesk_store::{Store, StoreConfig};
-use rand::Rng;
+use frontdesk_store::Store;
+use frontdesk_testkit::{Backend, TestDb};
 
 const MINUTE: time::Duration = time::Duration::MINUTE;
 
@@ -78,41 +77,9 @@ async fn check(store: &Store) {
     assert_eq!(cleared.hits, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_counters() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = Store::open(&StoreConfig::new(&url))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    check(&store).await;
+async fn counters(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    check(&db.store().await).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_counters() {
-    if std::env::var("FRONTDESK_TEST_BACKENDS").is_ok_and(|b| !b.contains("postgres")) {
-        return;
-    }
-    let admin = std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let name = format!("frontdesk_throttle_{:016x}", rand::rng().random::<u64>());
-    let base = admin
-        .rsplit_once('/')
-        .map_or(admin.as_str(), |(base, _)| base);
-    let url = format!("{base}/{name}");
-    let mut conn = AsyncPgConnection::establish(&admin)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {admin}: {e}"));
-    conn.batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    {
-        let store = Store::open(&StoreConfig::new(&url))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        check(&store).await;
-    }
-    conn.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-}
+frontdesk_testkit::on_both_backends!(counters);

@@ -1,46 +1,23 @@
-//! The real `frontdesk` binary, started on a free loopback port.
+//! The real `frontdesk` binary, started on a free loopback port, with the API calls the tests
+//! make through it (each asserting the status the guide documents).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::db::TestDb;
+use crate::api::{create_agent_with_cli, Api, NewAgent};
+pub use crate::api::{Agent, Partner};
+use crate::db::TestDb;
+use crate::process::{frontdesk_binary, LogPolicy, Process};
 
 pub struct Server {
-    child: Child,
+    process: Process,
     database_url: String,
     pub base: String,
     pub client: reqwest::Client,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-/// A signed-in agent.
-#[derive(Debug, Clone)]
-pub struct Agent {
-    pub id: i64,
-    pub token: String,
-}
-
-impl Agent {
-    pub fn client_id(&self) -> String {
-        format!("agent-{}", self.id)
-    }
-
-    /// The WebSocket query that signs this agent in with its token.
-    pub fn ws_query(&self) -> String {
-        format!("clientId={}&token={}", self.client_id(), self.token)
-    }
-}
-
-/// A registered partner.
-#[derive(Debug, Clone)]
-pub struct Partner {
-    pub id: String,
-    pub key: String,
+    api: Api,
 }
 
 impl Server {
@@ -50,96 +27,59 @@ impl Server {
 
     /// Starts the binary with extra environment variables, and waits until it listens.
     pub async fn start_with(db: &TestDb, env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_frontdesk"));
+        let mut command = Command::new(frontdesk_binary());
         command
             .args(["--bind", "127.0.0.1:0", "--database-url", &db.url])
             .current_dir(db.dir.path())
             .env("RUST_LOG", "info")
             .env_remove("FRONTDESK_ADMIN_TOKEN")
             .env_remove("FRONTDESK_REGISTRATION")
-            .env_remove("DATABASE_URL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .env_remove("DATABASE_URL");
         for (key, value) in env {
             command.env(key, value);
         }
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start frontdesk: {e}"));
-        let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let sink = Arc::clone(&log);
-        // Reads the log for the bound address, then keeps draining it so the server never
-        // blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = addr_tx.send(addr);
-                }
-                if let Ok(mut lines) = sink.lock() {
-                    lines.push(line);
-                }
-            }
-        });
-        let addr =
-            tokio::task::spawn_blocking(move || addr_rx.recv_timeout(Duration::from_secs(60)))
-                .await
-                .ok()
-                .and_then(Result::ok);
-        let Some(addr) = addr else {
-            let _ = child.kill();
-            let lines = log.lock().map(|l| l.join("\n")).unwrap_or_default();
-            panic!("frontdesk did not start listening:\n{lines}");
-        };
+        // The whole log is kept: a few tests assert on it.
+        let process = Process::spawn("frontdesk", command, LogPolicy::default())
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let base = process.base_url();
+        let client = reqwest::Client::new();
         Self {
-            child,
+            process,
             database_url: db.url.clone(),
-            base: format!("http://{addr}"),
-            client: reqwest::Client::new(),
-            log,
+            api: Api::new(base.clone(), client.clone()),
+            base,
+            client,
         }
     }
 
     /// SIGKILL: no chance to flush anything that was not already durable.
     pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill();
     }
 
     /// SIGTERM, then the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         self.send_sigterm();
-        self.child
-            .wait()
-            .unwrap_or_else(|e| panic!("waiting for frontdesk: {e}"))
+        self.process.wait().unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// SIGTERM without waiting: requests the test has in flight meet the shutdown.
     pub fn send_sigterm(&self) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap_or_else(|e| panic!("kill -TERM: {e}"));
-        assert!(status.success(), "kill -TERM {pid}");
+        self.process
+            .send_sigterm()
+            .unwrap_or_else(|e| panic!("{e:#}"));
     }
 
     /// The server's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// The server's resident memory now, in KiB (`VmRSS` of /proc/<pid>/status): what the
     /// memory bounds under attack are asserted on.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .unwrap_or_else(|e| panic!("reading the server's /proc status: {e}"));
         status
             .lines()
@@ -151,14 +91,11 @@ impl Server {
 
     /// The address the server listens on.
     pub fn addr(&self) -> std::net::SocketAddr {
-        self.base
-            .trim_start_matches("http://")
-            .parse()
-            .unwrap_or_else(|e| panic!("server address {}: {e}", self.base))
+        self.process.addr
     }
 
     pub fn log(&self) -> String {
-        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+        self.process.log()
     }
 
     /// A panic in a worker drops connections; no test should ever cause one.
@@ -179,11 +116,10 @@ impl Server {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> (StatusCode, Value) {
-        let mut request = self.client.request(method, self.url(path));
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        self.send(request, path, token, true).await
+        self.api
+            .request(method, path, token, body)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}\nserver log:\n{}", self.log()))
     }
 
     /// Sends raw bytes as the body (for malformed JSON).
@@ -199,33 +135,10 @@ impl Server {
             .request(method, self.url(path))
             .header("content-type", "application/json")
             .body(body);
-        self.send(request, path, token, false).await
-    }
-
-    /// Adds the bearer token, sends, and parses the JSON answer (empty is `Null` if `empty_ok`).
-    async fn send(
-        &self,
-        mut request: reqwest::RequestBuilder,
-        path: &str,
-        token: Option<&str>,
-        empty_ok: bool,
-    ) -> (StatusCode, Value) {
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request
-            .send()
+        self.api
+            .send(request, path, token, false)
             .await
-            .unwrap_or_else(|e| panic!("{path}: {e:?}\nserver log:\n{}", self.log()));
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        let json = if empty_ok && text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("{path} answered {status} with non-JSON {text:?}: {e}"))
-        };
-        (status, json)
+            .unwrap_or_else(|e| panic!("{e:#}\nserver log:\n{}", self.log()))
     }
 
     /// Like `call`, but asserts the status is `expected`; returns the JSON body.
@@ -245,41 +158,14 @@ impl Server {
     /// Creates an agent with the real CLI (`frontdesk agent create`), then signs it in.
     pub async fn agent(&self, email: &str, admin: bool) -> Agent {
         let password = "a long enough password";
-        let mut command = Command::new(env!("CARGO_BIN_EXE_frontdesk"));
-        command
-            .args([
-                "agent",
-                "create",
-                "--email",
-                email,
-                "--name",
-                "Test Agent",
-                "--password-stdin",
-            ])
-            .env("DATABASE_URL", &self.database_url)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if admin {
-            command.arg("--admin");
-        }
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("agent create: {e}"));
-        if let Some(mut stdin) = child.stdin.take() {
-            use std::io::Write;
-            let _ = writeln!(stdin, "{password}");
-        }
-        let output = child
-            .wait_with_output()
-            .unwrap_or_else(|e| panic!("agent create: {e}"));
-        assert!(
-            output.status.success(),
-            "agent create failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let created: Value = serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|e| panic!("agent create printed no JSON: {e}"));
+        let new = NewAgent {
+            email,
+            name: "Test Agent",
+            password,
+            admin,
+        };
+        let id = create_agent_with_cli(&frontdesk_binary(), &self.database_url, &new)
+            .unwrap_or_else(|e| panic!("{e:#}"));
         let session = self
             .call_expecting(
                 Method::POST,
@@ -290,9 +176,7 @@ impl Server {
             )
             .await;
         Agent {
-            id: created["id"]
-                .as_i64()
-                .unwrap_or_else(|| panic!("no id in {created}")),
+            id,
             token: session["token"].as_str().unwrap_or_default().to_owned(),
         }
     }
@@ -455,21 +339,11 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Server {
     /// Waits for the process to exit on its own (after a signal sent to `pid()`), then returns
     /// its exit status and its whole log, the shutdown lines included.
     pub fn wait_for_exit(mut self) -> (std::process::ExitStatus, String) {
-        let status = self
-            .child
-            .wait()
-            .unwrap_or_else(|e| panic!("waiting for frontdesk: {e}"));
+        let status = self.process.wait().unwrap_or_else(|e| panic!("{e:#}"));
         // The reader thread drains what the process wrote before it exited.
         std::thread::sleep(Duration::from_millis(300));
         (status, self.log())
