@@ -10,12 +10,12 @@ mod support;
 
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fantoccini::key::Key;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
+use frontdesk_testkit::browser::{artefact_dir, Browser, ChromeDriver};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::{Backend, Partner, Server, TestDb, WsClient};
@@ -109,7 +109,7 @@ fn header(response: &reqwest::Response, name: &str) -> String {
 /// The whole agent journey, as an agent sees it, with a live customer on the other side.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_handles_a_conversation_in_the_browser() {
-    let Some(browser) = Browser::locate() else {
+    let Some(browser) = Browser::locate("console") else {
         return;
     };
     let db = TestDb::new(Backend::Sqlite).await;
@@ -534,7 +534,7 @@ const FIFTH_CUSTOMER: &str = "eve-5003";
 /// because another agent got there first, and a reply the server refused shown as not sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_shows_what_happens_around_the_agent() {
-    let Some(browser) = Browser::locate() else {
+    let Some(browser) = Browser::locate("console") else {
         return;
     };
     let db = TestDb::new(Backend::Sqlite).await;
@@ -898,48 +898,7 @@ impl Customer {
 
 /// `<target>/console-screenshots/`: CARGO_TARGET_DIR, else the workspace's target/.
 fn screenshot_dir() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => workspace.join(dir),
-        None => workspace.join("target"),
-    };
-    let dir = target.join("console-screenshots");
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    dir
-}
-
-/// Where Debian puts Chromium and its driver (overridable for other systems).
-struct Browser {
-    chromium: PathBuf,
-    chromedriver: PathBuf,
-}
-
-impl Browser {
-    /// `None` when FRONTDESK_TEST_BROWSER=skip; a missing browser otherwise fails the test.
-    fn locate() -> Option<Self> {
-        if std::env::var("FRONTDESK_TEST_BROWSER").as_deref() == Ok("skip") {
-            eprintln!("FRONTDESK_TEST_BROWSER=skip: the console browser test was skipped");
-            return None;
-        }
-        let path = |variable: &str, default: &str| {
-            PathBuf::from(std::env::var(variable).unwrap_or_else(|_| default.to_owned()))
-        };
-        let browser = Self {
-            chromium: path("FRONTDESK_TEST_CHROMIUM", "/usr/bin/chromium"),
-            chromedriver: path("FRONTDESK_TEST_CHROMEDRIVER", "/usr/bin/chromedriver"),
-        };
-        for binary in [&browser.chromium, &browser.chromedriver] {
-            assert!(
-                binary.exists(),
-                "{} is missing: the console browser test needs Chromium and its driver. Install \
-                 them with `sudo apt-get install chromium chromium-driver` (Debian/Ubuntu; .ci/run \
-                 does this), point FRONTDESK_TEST_CHROMIUM / FRONTDESK_TEST_CHROMEDRIVER at \
-                 them, or set FRONTDESK_TEST_BROWSER=skip to skip this test.",
-                binary.display()
-            );
-        }
-        Some(browser)
-    }
+    artefact_dir("console-screenshots")
 }
 
 /// A loopback TCP relay in front of the server. `cut` drops every connection through it and
@@ -1074,62 +1033,6 @@ fn pipe(from: &TcpStream, to: &TcpStream) {
 
 /// `chromedriver` on a free loopback port, in its own process group so that the browsers it
 /// starts go down with it even when the test panics.
-struct ChromeDriver {
-    child: Child,
-    url: String,
-}
-
-impl ChromeDriver {
-    async fn start(browser: &Browser) -> Self {
-        use std::os::unix::process::CommandExt;
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map(|addr| addr.port())
-            .unwrap_or_else(|e| panic!("no free port: {e}"));
-        let child = Command::new(&browser.chromedriver)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", browser.chromedriver.display()));
-        let driver = Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = format!("{}/status", driver.url);
-        loop {
-            let ready = match reqwest::get(&status).await {
-                Ok(response) => response
-                    .json::<Value>()
-                    .await
-                    .is_ok_and(|body| body["value"]["ready"] == true),
-                Err(_) => false,
-            };
-            if ready {
-                return driver;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not become ready"
-            );
-            tokio::time::sleep(POLL).await;
-        }
-    }
-}
-
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        // The whole group: chromedriver and every Chromium process it started.
-        let _ = Command::new("kill")
-            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
 /// One browser session and the DOM checks the test makes through it.
 struct Page {
     client: Client,
@@ -1139,32 +1042,7 @@ struct Page {
 
 impl Page {
     async fn open(driver: &ChromeDriver, browser: &Browser) -> Self {
-        let profile = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let args = [
-            "--headless=new".to_owned(),
-            "--no-sandbox".to_owned(),
-            "--disable-gpu".to_owned(),
-            "--disable-dev-shm-usage".to_owned(),
-            "--disable-quic".to_owned(),
-            "--no-first-run".to_owned(),
-            "--disable-background-networking".to_owned(),
-            "--disable-component-update".to_owned(),
-            "--disable-sync".to_owned(),
-            "--lang=en-US".to_owned(),
-            "--window-size=1280,800".to_owned(),
-            format!("--user-data-dir={}", profile.path().display()),
-        ];
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert("browserName".to_owned(), json!("chrome"));
-        capabilities.insert(
-            "goog:chromeOptions".to_owned(),
-            json!({"binary": browser.chromium, "args": args}),
-        );
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&driver.url)
-            .await
-            .unwrap_or_else(|e| panic!("chromedriver refused a session: {e}"));
+        let (client, profile) = driver.session(browser).await;
         let page = Self {
             client,
             _profile: profile,

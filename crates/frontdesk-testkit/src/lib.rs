@@ -5,9 +5,11 @@
 //! - `server`: the real `frontdesk` binary on a test database, with the API calls tests make;
 //! - `api`: the HTTP client underneath, and agent creation through the real CLI;
 //! - `checks`: small assertions on what the API answers (error shape, timestamps, the log);
+//! - `browser`: headless Chromium through chromedriver, for the console and widget tests;
 //! - `ws`, `raw_ws`: a WebSocket client, and hand-built RFC 6455 frames on a bare socket.
 
 pub mod api;
+pub mod browser;
 pub mod checks;
 pub mod db;
 pub mod process;
