@@ -9,6 +9,7 @@ pub mod messages;
 pub mod partner_keys;
 pub mod partners;
 pub mod sessions;
+pub mod widget;
 
 use actix_web::web;
 
@@ -69,5 +70,6 @@ pub fn configure(config: &mut web::ServiceConfig) {
             "/api/admin/partners/{partnerId}/rotate-key",
             web::post().to(partner_keys::rotate),
         )
-        .configure(console::configure);
+        .configure(console::configure)
+        .configure(widget::configure);
 }
