@@ -6,6 +6,7 @@
 //! - `api`: the HTTP client underneath, and agent creation through the real CLI;
 //! - `checks`: small assertions on what the API answers (error shape, timestamps, the log);
 //! - `browser`: headless Chromium through chromedriver, for the console and widget tests;
+//! - `relay`: a TCP relay the browser tests cut to simulate an outage;
 //! - `ws`, `raw_ws`: a WebSocket client, and hand-built RFC 6455 frames on a bare socket.
 
 pub mod api;
@@ -14,6 +15,7 @@ pub mod checks;
 pub mod db;
 pub mod process;
 pub mod raw_ws;
+pub mod relay;
 pub mod server;
 pub mod ws;
 
