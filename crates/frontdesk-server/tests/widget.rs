@@ -21,6 +21,7 @@ use fantoccini::elements::Element;
 use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
 use frontdesk_testkit::browser::{artefact_dir, Browser, ChromeDriver};
+use frontdesk_testkit::relay::Relay;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use support::{Backend, Partner, Server, TestDb};
@@ -259,7 +260,7 @@ async fn the_guides_snippets_work_on_a_partners_site(backend: Backend) {
         json!("sent"),
     )
     .await;
-    let conversations = list_conversations(&server, &partner).await;
+    let conversations = list_conversations(&server, &partner, CUSTOMER).await;
     assert_eq!(conversations.len(), 1, "{conversations:?}");
     let conversation = conversations[0]["id"].as_i64().unwrap_or_default();
     let history = server.history(&partner, conversation).await;
@@ -341,11 +342,321 @@ async fn the_guides_snippets_work_on_a_partners_site(backend: Backend) {
     page.save_screenshot(&shots.join("customized.png")).await;
 
     // Still exactly one conversation and one copy of the customer's message.
-    assert_eq!(list_conversations(&server, &partner).await.len(), 1);
+    assert_eq!(
+        list_conversations(&server, &partner, CUSTOMER).await.len(),
+        1
+    );
     let history = server.history(&partner, conversation).await;
     assert_eq!(history.len(), 4, "{history:?}");
     page.quit().await;
     server.assert_no_panics();
+}
+
+/// Set once the server answers the `frontdesk.v1` subprotocol (issue 15's server half): until
+/// then the widget's WebSocket cannot open and it runs on its REST polling fallback throughout.
+const SERVER_SPEAKS_SUBPROTOCOL: bool = false;
+/// After an outage the widget retries with backoff (at most 30 s, with jitter).
+const RECONNECT_WAIT: Duration = Duration::from_secs(45);
+const TOKEN_CUSTOMER: &str = "ann-1042";
+const OFFLINE_ONE: &str = "Are you still there?";
+const OFFLINE_TWO: &str = "My order number is ORD-12345.";
+const OFFLINE_REPLY: &str = "Sorry, I was away for a moment. Checking now.";
+const POLLED: &str = "Is the socket gone?";
+const POLLED_REPLY: &str = "Polling still gets you my answer.";
+
+/// Records every WebSocket the page opens (URL and subprotocols), before the widget loads.
+const SPY_JS: &str = "window.__sockets = [];\
+     const Native = window.WebSocket;\
+     window.WebSocket = function (url, protocols) {\
+       window.__sockets.push({url: String(url), protocols: protocols || null});\
+       return new Native(url, protocols);\
+     };\
+     window.WebSocket.prototype = Native.prototype;\
+     Object.assign(window.WebSocket, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});";
+
+/// The token flow under a strict CSP (no inline script, no inline style): a chat, typing, an
+/// outage during which the customer writes twice and the agent once, then the WebSocket blocked
+/// for good. Each message is stored once and everything shows, in order.
+async fn a_token_session_survives_an_outage(backend: Backend) {
+    let Some(browser) = Browser::locate("widget") else {
+        return;
+    };
+    let db = TestDb::new(backend).await;
+    let server = Server::start(&db).await;
+    let partner = register(&server, "localhost").await;
+    let agent = server.agent("agent@example.com", false).await;
+    let token = server.session(&partner, TOKEN_CUSTOMER).await;
+    // The browser reaches Frontdesk through a relay the test can cut.
+    let relay = Relay::start(&server);
+    let frontdesk = format!("http://{}", relay.addr);
+    let site = Site::start();
+    site.put("/spy.js", SPY_JS);
+    site.put(
+        "/chat.js",
+        &format!(
+            "ChatWidget.init({{ token: '{token}', customerId: '{TOKEN_CUSTOMER}', \
+             theme: {{ headerText: 'Acme help' }} }});"
+        ),
+    );
+    let csp = format!(
+        "default-src 'none'; script-src 'self' {frontdesk}; connect-src {frontdesk} \
+         ws://{}; style-src 'self'; img-src 'self'",
+        relay.addr
+    );
+    site.put(
+        "/chat.html",
+        &page(&format!(
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\
+             <script src=\"/spy.js\"></script>\
+             <script src=\"{frontdesk}/widget/chat-widget.js\"></script>\
+             <script src=\"/chat.js\"></script>"
+        )),
+    );
+    let driver = ChromeDriver::start(&browser).await;
+    let page = Page::open(&driver, &browser).await;
+    let shots = artefact_dir("widget-screenshots");
+    let connected = if SERVER_SPEAKS_SUBPROTOCOL {
+        "live"
+    } else {
+        "polling"
+    };
+
+    page.goto(&site.url("/chat.html")).await;
+    page.click(".launcher").await;
+    page.wait_text("h2", "Acme help").await;
+    page.wait_attr(".fd", "data-conn", connected).await;
+    page.type_into("textarea", &format!("{FIRST}{}", char::from(Key::Enter)))
+        .await;
+    page.wait_script(
+        "the message stored",
+        "li.me[data-id] .tick",
+        "return node.dataset.state;",
+        json!("sent"),
+    )
+    .await;
+    let conversations = list_conversations(&server, &partner, TOKEN_CUSTOMER).await;
+    assert_eq!(conversations.len(), 1, "{conversations:?}");
+    let conversation = conversations[0]["id"].as_i64().unwrap_or_default();
+    server.assign(&agent, conversation).await;
+    server.agent_reply(&agent, conversation, REPLY).await;
+    page.wait_contents(&[FIRST, REPLY]).await;
+
+    if SERVER_SPEAKS_SUBPROTOCOL {
+        // Typing, both ways, over the socket.
+        let mut agent_socket = support::WsClient::agent(&server, &agent).await;
+        agent_socket
+            .send(&json!({"type": "typing", "payload": {"conversationId": conversation, "isTyping": true}}))
+            .await;
+        page.wait_visible(".typing").await;
+        page.type_into("textarea", "I").await;
+        let mut heard = false;
+        while let Some(frame) = agent_socket.next_within(WAIT).await {
+            if frame["type"] == "typing" && frame["payload"]["isAgent"] == false {
+                assert_eq!(frame["payload"]["isTyping"], true);
+                heard = true;
+                break;
+            }
+        }
+        assert!(heard, "the agent never saw the customer typing");
+        page.clear("textarea").await;
+    }
+    page.save_screenshot(&shots.join("chatting.png")).await;
+    if std::env::var("FRONTDESK_UPDATE_SCREENSHOT").as_deref() == Ok("1") {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/widget.png");
+        page.save_screenshot(&docs).await;
+    }
+
+    // The outage: two messages typed offline wait in localStorage, the agent answers meanwhile.
+    relay.cut();
+    page.wait_attr(".fd", "data-conn", "offline").await;
+    for text in [OFFLINE_ONE, OFFLINE_TWO] {
+        page.type_into("textarea", &format!("{text}{}", char::from(Key::Enter)))
+            .await;
+    }
+    page.wait_contents(&[
+        FIRST,
+        REPLY,
+        &format!("PENDING {OFFLINE_ONE}"),
+        &format!("PENDING {OFFLINE_TWO}"),
+    ])
+    .await;
+    let outbox = page
+        .run(
+            "return Object.keys(localStorage).filter((k) => k.startsWith('frontdesk.widget:'))\
+                 .map((k) => JSON.parse(localStorage.getItem(k)).outbox.map((m) => m.content));",
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(outbox, json!([[OFFLINE_ONE, OFFLINE_TWO]]));
+    server
+        .agent_reply(&agent, conversation, OFFLINE_REPLY)
+        .await;
+    page.save_screenshot(&shots.join("offline.png")).await;
+
+    relay.restore();
+    page.wait_contents_within(
+        RECONNECT_WAIT,
+        &[FIRST, REPLY, OFFLINE_REPLY, OFFLINE_ONE, OFFLINE_TWO],
+    )
+    .await;
+    page.wait_attr(".fd", "data-conn", connected).await;
+
+    // The WebSocket blocked for good: polling still delivers both ways.
+    relay.cut_websockets();
+    page.type_into("textarea", &format!("{POLLED}{}", char::from(Key::Enter)))
+        .await;
+    page.wait_contents_within(
+        RECONNECT_WAIT,
+        &[
+            FIRST,
+            REPLY,
+            OFFLINE_REPLY,
+            OFFLINE_ONE,
+            OFFLINE_TWO,
+            POLLED,
+        ],
+    )
+    .await;
+    page.wait_attr(".fd", "data-conn", "polling").await;
+    server.agent_reply(&agent, conversation, POLLED_REPLY).await;
+    page.wait_contents(&[
+        FIRST,
+        REPLY,
+        OFFLINE_REPLY,
+        OFFLINE_ONE,
+        OFFLINE_TWO,
+        POLLED,
+        POLLED_REPLY,
+    ])
+    .await;
+
+    // Stored exactly once each, in that order.
+    let history: Vec<Value> = server
+        .history(&partner, conversation)
+        .await
+        .into_iter()
+        .map(|m| m["content"].clone())
+        .collect();
+    assert_eq!(
+        history,
+        json!([
+            FIRST,
+            REPLY,
+            OFFLINE_REPLY,
+            OFFLINE_ONE,
+            OFFLINE_TWO,
+            POLLED,
+            POLLED_REPLY
+        ])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    );
+    // The token never travelled in a URL: not in a request, not in a WebSocket's address.
+    let urls = page
+        .run(
+            "return performance.getEntriesByType('resource').map((e) => e.name)\
+                 .concat(window.__sockets.map((s) => s.url));",
+            Vec::new(),
+        )
+        .await;
+    assert!(!urls.to_string().contains(&token), "{urls}");
+    let sockets = page.run("return window.__sockets;", Vec::new()).await;
+    let first = &sockets[0];
+    assert_eq!(
+        first["protocols"],
+        json!(["frontdesk.v1", format!("bearer.{token}")]),
+        "{sockets}"
+    );
+    page.quit().await;
+    server.assert_no_panics();
+}
+
+on_both_backends!(a_token_session_survives_an_outage);
+
+/// A host stylesheet that unsets or hides everything changes nothing in the widget; on a narrow
+/// screen the open chat fills it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_styles_cannot_reach_the_widget() {
+    let Some(browser) = Browser::locate("widget") else {
+        return;
+    };
+    let db = TestDb::new(Backend::Sqlite).await;
+    let server = Server::start(&db).await;
+    let partner = register(&server, "localhost").await;
+    let site = Site::start();
+    let widget = format!(
+        "<script src=\"{}/widget/chat-widget.js\"></script><script src=\"/init.js\"></script>",
+        server.base
+    );
+    site.put(
+        "/init.js",
+        &format!("ChatWidget.init({{ apiKey: '{}' }});", partner.key),
+    );
+    site.put("/plain.html", &blank_page(&widget));
+    site.put(
+        "/hostile.html",
+        &blank_page(&format!(
+            "<link rel=\"stylesheet\" href=\"/hostile.css\">{widget}"
+        )),
+    );
+    site.put(
+        "/hostile.css",
+        "* { all: unset !important } div, button, iframe { display: none !important }\
+         frontdesk-chat-widget { display: none !important; opacity: 0.1 !important; \
+         transform: scale(0.5) !important }",
+    );
+    let driver = ChromeDriver::start(&browser).await;
+    let page = Page::open(&driver, &browser).await;
+    let shots = artefact_dir("widget-screenshots");
+
+    let mut pictures = Vec::new();
+    for name in ["plain", "hostile"] {
+        page.goto(&site.url(&format!("/{name}.html"))).await;
+        page.click(".launcher").await;
+        page.wait_visible(".welcome").await;
+        // No caret and no focus ring: only the styles may differ.
+        page.run(
+            "document.querySelector('frontdesk-chat-widget').shadowRoot.activeElement.blur();\
+             return null;",
+            Vec::new(),
+        )
+        .await;
+        let png = page.screenshot().await;
+        std::fs::write(shots.join(format!("{name}.png")), &png)
+            .unwrap_or_else(|e| panic!("{name}.png: {e}"));
+        pictures.push(png);
+    }
+    assert!(
+        pictures[0] == pictures[1],
+        "the hostile stylesheet changed the widget: compare {} and {}",
+        shots.join("plain.png").display(),
+        shots.join("hostile.png").display()
+    );
+
+    // Narrow screen: the panel fills the viewport.
+    page.resize(390, 700).await;
+    page.wait_script(
+        "the panel to fill the screen",
+        ".panel",
+        "const r = node.getBoundingClientRect();\
+         return [r.left, r.top, r.width, r.height].map(Math.round)\
+             .join() === [0, 0, innerWidth, innerHeight].join();",
+        json!(true),
+    )
+    .await;
+    page.save_screenshot(&shots.join("narrow.png")).await;
+    page.quit().await;
+    server.assert_no_panics();
+}
+
+/// A page with nothing visible of its own (no title either: `all: unset` would show it), so
+/// screenshots show only the widget.
+fn blank_page(head: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         {head}</head><body></body></html>"
+    )
 }
 
 /// Registers a partner whose domain is `domain` (the browser tests' partner site).
@@ -365,10 +676,10 @@ async fn register(server: &Server, domain: &str) -> Partner {
     }
 }
 
-async fn list_conversations(server: &Server, partner: &Partner) -> Vec<Value> {
+async fn list_conversations(server: &Server, partner: &Partner, customer: &str) -> Vec<Value> {
     let response = server
         .client
-        .get(server.url(&format!("/api/partner/conversations/{CUSTOMER}")))
+        .get(server.url(&format!("/api/partner/conversations/{customer}")))
         .bearer_auth(&partner.key)
         .send()
         .await
@@ -448,12 +759,19 @@ fn serve_one(mut stream: TcpStream, pages: &Mutex<HashMap<String, String>>) {
     let path = head.split_whitespace().nth(1).unwrap_or("/");
     let path = path.split('?').next().unwrap_or(path);
     let page = pages.lock().ok().and_then(|pages| pages.get(path).cloned());
+    let content_type = if path.ends_with(".js") {
+        "text/javascript"
+    } else if path.ends_with(".css") {
+        "text/css"
+    } else {
+        "text/html; charset=utf-8"
+    };
     let (status, body) = match page {
         Some(body) => ("200 OK", body),
         None => ("404 Not Found", String::new()),
     };
     let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
          Cache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
@@ -498,8 +816,20 @@ impl Page {
     /// Polls `body` (run with `node`, the first match of `selector` in the widget) until it
     /// returns `expected`; a missing node reads as null.
     async fn wait_script(&self, what: &str, selector: &str, body: &str, expected: Value) {
+        self.wait_script_within(WAIT, what, selector, body, expected)
+            .await;
+    }
+
+    async fn wait_script_within(
+        &self,
+        patience: Duration,
+        what: &str,
+        selector: &str,
+        body: &str,
+        expected: Value,
+    ) {
         let script = format!("{IN_WIDGET} if (!node) return null; {body}");
-        let deadline = Instant::now() + WAIT;
+        let deadline = Instant::now() + patience;
         loop {
             let seen = self.run(&script, vec![json!(selector)]).await;
             if seen == expected {
@@ -509,7 +839,7 @@ impl Page {
                 let shot = artefact_dir("widget-screenshots").join("failure.png");
                 self.save_screenshot(&shot).await;
                 panic!(
-                    "waited {WAIT:?} for {what} ({selector}); saw {seen}, not {expected}\n\
+                    "waited {patience:?} for {what} ({selector}); saw {seen}, not {expected}\n\
                      screenshot: {}",
                     shot.display()
                 );
@@ -562,7 +892,12 @@ impl Page {
     /// Waits until the chat shows exactly these messages (stored ones), top to bottom, and
     /// nothing pending.
     async fn wait_contents(&self, contents: &[&str]) {
-        self.wait_script(
+        self.wait_contents_within(WAIT, contents).await;
+    }
+
+    async fn wait_contents_within(&self, patience: Duration, contents: &[&str]) {
+        self.wait_script_within(
+            patience,
             "the history in order",
             ".log",
             "return Array.from(node.querySelectorAll('li[data-id], li[data-cid]'))\
@@ -647,6 +982,36 @@ impl Page {
             .perform_actions(actions)
             .await
             .unwrap_or_else(|e| panic!("key {value:?}: {e}"));
+    }
+
+    async fn clear(&self, selector: &str) {
+        self.element(selector)
+            .await
+            .clear()
+            .await
+            .unwrap_or_else(|e| panic!("clear {selector}: {e}"));
+    }
+
+    /// Sets the viewport (not the window) to exactly width x height.
+    async fn resize(&self, width: u32, height: u32) {
+        let inner = self
+            .run(
+                "return [outerWidth - innerWidth, outerHeight - innerHeight];",
+                Vec::new(),
+            )
+            .await;
+        let extra = |i: usize| u32::try_from(inner[i].as_i64().unwrap_or(0)).unwrap_or(0);
+        self.client
+            .set_window_size(width + extra(0), height + extra(1))
+            .await
+            .unwrap_or_else(|e| panic!("resize to {width}x{height}: {e}"));
+    }
+
+    async fn screenshot(&self) -> Vec<u8> {
+        self.client
+            .screenshot()
+            .await
+            .unwrap_or_else(|e| panic!("screenshot: {e}"))
     }
 
     async fn save_screenshot(&self, path: &Path) {
