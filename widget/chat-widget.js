@@ -134,7 +134,7 @@
       o: o, s: strings, base: base, cid: customerId, token: o.token || null,
       key: 'frontdesk.widget:' + base + ':' + customerId,
       msgs: {}, lastId: 0, ws: null, wsReady: false, fails: 0, timers: {}, started: false,
-      open: false, typingSent: 0, readSent: 0, off: []
+      open: false, typingSent: 0, readSent: 0, unread: 0, off: []
     };
     var state = load();
     if (document.body) mount(theme);

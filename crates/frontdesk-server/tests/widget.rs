@@ -650,6 +650,176 @@ async fn host_styles_cannot_reach_the_widget() {
     server.assert_no_panics();
 }
 
+/// Records console errors and the widget's events, then starts it with a few wrong options.
+const API_INIT_JS: &str = "window.__errors = []; window.__events = [];\
+     const error = console.error; console.error = function () {\
+       window.__errors.push(Array.from(arguments).join(' ')); error.apply(console, arguments); };\
+     ['open', 'close', 'message', 'unread'].forEach((name) =>\
+       ChatWidget.on(name, () => window.__events.push(name)));\
+     ChatWidget.init({ apiKey: 'KEY', customerId: 'kim-7', colour: 'red',\
+       theme: { primaryColor: 5, headerText: 'Keys' }, strings: { send: 'Go', nope: 'x' } });";
+
+/// Wrong options are reported, not fatal; the keyboard alone opens, sends and closes; the
+/// events fire; setUser reaches the customer; destroy leaves nothing; dark mode follows the
+/// system.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_api_the_keyboard_and_dark_mode() {
+    let Some(browser) = Browser::locate("widget") else {
+        return;
+    };
+    let db = TestDb::new(Backend::Sqlite).await;
+    let server = Server::start(&db).await;
+    let partner = register(&server, "localhost").await;
+    let agent = server.agent("agent@example.com", false).await;
+    let site = Site::start();
+    site.put("/init.js", &API_INIT_JS.replace("KEY", &partner.key));
+    site.put(
+        "/api.html",
+        &blank_page(&format!(
+            "<script src=\"{}/widget/chat-widget.js\"></script><script src=\"/init.js\"></script>",
+            server.base
+        )),
+    );
+    let driver = ChromeDriver::start(&browser).await;
+    let page = Page::open(&driver, &browser).await;
+
+    page.goto(&site.url("/api.html")).await;
+    page.wait_visible(".launcher").await;
+    let errors = page.run("return window.__errors;", Vec::new()).await;
+    let errors: Vec<&str> = errors
+        .as_array()
+        .map(|list| list.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    for (error, mentions) in errors.iter().zip(["colour", "theme.primaryColor", "nope"]) {
+        assert!(
+            error.starts_with("[ChatWidget] ") && error.contains(mentions),
+            "{error}"
+        );
+    }
+    // The rest of the options still apply.
+    page.wait_script(
+        "the header",
+        "h2",
+        "return node.textContent;",
+        json!("Keys"),
+    )
+    .await;
+    page.wait_script(
+        "the send label",
+        ".send",
+        "return node.textContent;",
+        json!("Go"),
+    )
+    .await;
+
+    // Keyboard only: Tab reaches the launcher, Enter opens, Enter sends, Escape closes.
+    page.press(Key::Tab).await;
+    assert_eq!(page.focused().await, "BUTTON");
+    page.press(Key::Enter).await;
+    page.wait_visible(".panel").await;
+    assert_eq!(page.focused().await, "TEXTAREA");
+    for key in "Hello from the keyboard".chars() {
+        page.press_char(key).await;
+    }
+    page.press(Key::Enter).await;
+    page.wait_contents(&["Hello from the keyboard"]).await;
+    page.press(Key::Escape).await;
+    page.wait_hidden(".panel").await;
+    assert_eq!(page.focused().await, "BUTTON");
+    let events = page.run("return window.__events;", Vec::new()).await;
+    assert_eq!(
+        events,
+        json!(["open", "close"]),
+        "own messages sent here are not 'message' events"
+    );
+
+    // An agent's reply while closed: 'message' and 'unread'.
+    let conversation = list_conversations(&server, &partner, "kim-7").await[0]["id"]
+        .as_i64()
+        .unwrap_or_default();
+    server.assign(&agent, conversation).await;
+    server.agent_reply(&agent, conversation, "Hello Kim").await;
+    page.wait_text(".badge", "1").await;
+    let events = page.run("return window.__events;", Vec::new()).await;
+    assert_eq!(events, json!(["open", "close", "message", "unread"]));
+
+    // setUser with the API key: the customer's name reaches the agent.
+    let stored = page
+        .run_async(
+            "ChatWidget.setUser({ name: 'Kim Lee' }).then(arguments[0]);",
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(stored, json!(true));
+    let detail = server
+        .client
+        .get(server.url(&format!("/api/agent/conversations/{conversation}")))
+        .bearer_auth(&agent.token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("detail: {e}"));
+    let detail: Value = detail.json().await.unwrap_or_default();
+    assert_eq!(detail["customer"]["name"], "Kim Lee", "{detail}");
+
+    // destroy: nothing left, and the API stays safe to call.
+    let left = page
+        .run(
+            "ChatWidget.destroy(); ChatWidget.open(); ChatWidget.toggle();\
+             return document.querySelectorAll('frontdesk-chat-widget').length;",
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(left, json!(0));
+    page.quit().await;
+
+    // Dark mode: the system's preference, with no option.
+    let dark = Page::open_with(&driver, &browser, &["--force-dark-mode"]).await;
+    dark.goto(&site.url("/api.html")).await;
+    dark.click(".launcher").await;
+    dark.wait_script(
+        "the dark panel",
+        ".panel",
+        "return getComputedStyle(node).backgroundColor;",
+        json!("rgb(29, 32, 38)"),
+    )
+    .await;
+    dark.save_screenshot(&artefact_dir("widget-screenshots").join("dark.png"))
+        .await;
+    dark.quit().await;
+    server.assert_no_panics();
+}
+
+/// `/demo/` on a fresh server: a token in the URL fragment starts a chat; the page forgets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_page_chats_with_a_token_from_its_fragment() {
+    let Some(browser) = Browser::locate("widget") else {
+        return;
+    };
+    let db = TestDb::new(Backend::Sqlite).await;
+    let server = Server::start(&db).await;
+    let partner = register(&server, "127.0.0.1").await;
+    let token = server.session(&partner, "demo-customer").await;
+    let driver = ChromeDriver::start(&browser).await;
+    let page = Page::open_with(&driver, &browser, &[]).await;
+
+    page.goto(&server.url(&format!("/demo/#token={token}&customerId=demo-customer")))
+        .await;
+    page.wait_visible(".panel").await;
+    let address = page.run("return location.href;", Vec::new()).await;
+    assert_eq!(address, json!(server.url("/demo/")));
+    page.type_into(
+        "textarea",
+        &format!("Hello from the demo{}", char::from(Key::Enter)),
+    )
+    .await;
+    page.wait_contents(&["Hello from the demo"]).await;
+    let conversations = list_conversations(&server, &partner, "demo-customer").await;
+    assert_eq!(conversations.len(), 1);
+    page.quit().await;
+    server.assert_no_panics();
+}
+
 /// A page with nothing visible of its own (no title either: `all: unset` would show it), so
 /// screenshots show only the widget.
 fn blank_page(head: &str) -> String {
@@ -792,7 +962,13 @@ const IN_WIDGET: &str = "const host = document.querySelector('frontdesk-chat-wid
 
 impl Page {
     async fn open(driver: &ChromeDriver, browser: &Browser) -> Self {
-        let (client, profile) = driver.session_with(browser, BROWSER_FLAGS).await;
+        Self::open_with(driver, browser, &[]).await
+    }
+
+    /// A session with more Chromium flags (besides BROWSER_FLAGS).
+    async fn open_with(driver: &ChromeDriver, browser: &Browser, flags: &[&str]) -> Self {
+        let all: Vec<&str> = BROWSER_FLAGS.iter().chain(flags).copied().collect();
+        let (client, profile) = driver.session_with(browser, &all).await;
         Self {
             client,
             _profile: profile,
@@ -804,6 +980,14 @@ impl Page {
             .goto(url)
             .await
             .unwrap_or_else(|e| panic!("goto {url}: {e}"));
+    }
+
+    /// Runs an async script; it calls `arguments[0]` (after the given arguments) with its result.
+    async fn run_async(&self, script: &str, args: Vec<Value>) -> Value {
+        self.client
+            .execute_async(script, args)
+            .await
+            .unwrap_or_else(|e| panic!("script {script}: {e}"))
     }
 
     async fn run(&self, script: &str, args: Vec<Value>) -> Value {
@@ -973,8 +1157,11 @@ impl Page {
 
     /// A key pressed and released, to whatever has the focus (a real keyboard event).
     async fn press(&self, key: Key) {
+        self.press_char(char::from(key)).await;
+    }
+
+    async fn press_char(&self, value: char) {
         use fantoccini::actions::{InputSource, KeyAction, KeyActions};
-        let value = char::from(key);
         let actions = KeyActions::new("keyboard".to_owned())
             .then(KeyAction::Down { value })
             .then(KeyAction::Up { value });
