@@ -15,6 +15,7 @@ pub mod ids;
 pub mod inbound;
 pub mod limits;
 pub mod message;
+pub mod origin;
 pub mod page;
 pub mod partner;
 pub mod patch;
