@@ -11,6 +11,7 @@ pub mod detail;
 pub mod error;
 pub mod event;
 pub mod flashback;
+pub mod handoff;
 pub mod ids;
 pub mod inbound;
 pub mod limits;
