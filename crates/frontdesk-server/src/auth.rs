@@ -9,7 +9,8 @@ use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use frontdesk_domain::{Agent, Partner, Secret, Viewer};
 
-use crate::app::identity::{authenticate, Accepts, Authenticated, Identity};
+use crate::app::identity::{authenticate, check_page, Accepts, Authenticated, Identity};
+use crate::browser::foreign_page;
 use crate::client_ip::client_ip;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
@@ -61,6 +62,10 @@ async fn identify(
     let state = state(request)?;
     let client = client_ip(request, &state.trusted_proxies);
     let found = authenticate(&state, &token, accepts, client).await?;
+    if let Some(found) = &found {
+        let page = foreign_page(request, &state.trusted_proxies);
+        check_page(&state, &found.identity, page.as_deref()).await?;
+    }
     Ok((token, found))
 }
 

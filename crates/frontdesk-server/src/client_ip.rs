@@ -19,6 +19,14 @@ pub fn client_ip(request: &HttpRequest, trusted_proxies: &[IpAddr]) -> Option<Ip
     Some(limit_key(resolve(peer, &forwarded, trusted_proxies)))
 }
 
+/// Whether the request came through a configured trusted proxy, whose forwarding headers
+/// are believed.
+pub fn from_trusted_proxy(request: &HttpRequest, trusted_proxies: &[IpAddr]) -> bool {
+    request
+        .peer_addr()
+        .is_some_and(|peer| trusted_proxies.contains(&canonical(peer.ip())))
+}
+
 /// The client behind `peer`, reading `forwarded` (an `X-Forwarded-For` list) only when `peer`
 /// is trusted, from the right (the entries the proxies appended themselves).
 fn resolve(peer: IpAddr, forwarded: &str, trusted_proxies: &[IpAddr]) -> IpAddr {

@@ -263,6 +263,15 @@ pub struct ServeConfig {
         default_value_t = frontdesk_domain::limits::CUSTOMER_SESSION_SECONDS
     )]
     pub customer_session_secs: i64,
+
+    /// Also let pages on `localhost`, `127.0.0.1` and `[::1]` call the partner and customer
+    /// API from the browser, whatever the partner's domain (for developing a site locally).
+    #[arg(
+        long,
+        env = "FRONTDESK_ALLOW_LOCALHOST_ORIGINS",
+        default_value_t = false
+    )]
+    pub allow_localhost_origins: bool,
     /// Frames per second each WebSocket may send on average; beyond it they are refused
     /// with a `rate_limited` error, and a client that keeps flooding is closed with 1008.
     #[arg(long, env = "FRONTDESK_WS_RATE", default_value_t = 20.0)]

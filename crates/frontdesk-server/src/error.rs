@@ -49,6 +49,7 @@ error_codes! {
     InvalidCredentials = "invalid_credentials", UNAUTHORIZED;
     AdminTokenRequired = "admin_token_required", UNAUTHORIZED;
     Forbidden = "forbidden", FORBIDDEN;
+    OriginNotAllowed = "origin_not_allowed", FORBIDDEN;
     RouteNotFound = "route_not_found", NOT_FOUND;
     NotFound = "not_found", NOT_FOUND;
     ConversationNotFound = "conversation_not_found", NOT_FOUND;

@@ -58,15 +58,16 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let hub = Arc::new(Hub::new(config.ws_queue, config.ws_caps()));
     let keys = Arc::new(KeyCache::default());
     // The feed reads the log after every commit, through a connection of its own (opened
-    // here, on the runtime that runs the tailer), like each worker and the writer.
-    tailer::start(
-        &store.with_own_pool(1)?,
-        Arc::clone(&hub),
-        Arc::clone(&keys),
-    )
-    .await?;
+    // here, on the runtime that runs the tailer), like each worker and the writer; the
+    // partner-domain refresh borrows it every 30 s rather than open another.
+    let background = store.with_own_pool(1)?;
+    tailer::start(&background, Arc::clone(&hub), Arc::clone(&keys)).await?;
 
     let state = AppState::new(store, Arc::clone(&hub), keys, &config, admin_token);
+    // Before listening, so the first preflight already knows every partner's domain.
+    state.origins.refresh(&background).await?;
+    state.origins.keep_fresh(background);
+    let origins = Arc::clone(&state.origins);
     let workers = match config.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -97,6 +98,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             .app_data(extract::json_config())
             .app_data(extract::path_config())
             .app_data(extract::query_config())
+            .wrap(crate::cors::cors(Arc::clone(&origins)))
             .wrap(from_fn(guard_requests))
             .wrap(from_fn(log_request))
             .configure(routes::configure)

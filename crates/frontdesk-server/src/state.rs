@@ -10,6 +10,7 @@ use frontdesk_store::Store;
 use crate::config::{Registration, ServeConfig};
 use crate::key_cache::KeyCache;
 use crate::limiter::{Throttle, ThrottleLimits};
+use crate::origins::PartnerOrigins;
 use crate::password_gate::PasswordGate;
 use crate::realtime::connection::Heartbeat;
 use crate::realtime::flow::Flow;
@@ -37,6 +38,8 @@ pub struct AppState {
     /// Peers whose `X-Forwarded-For` is believed (see `client_ip`).
     pub trusted_proxies: Arc<[IpAddr]>,
     pub keys: Arc<KeyCache>,
+    /// The browser origins each partner's pages may call from.
+    pub origins: Arc<PartnerOrigins>,
     pub registration: Registration,
     /// Digest of the admin token, compared digest to digest.
     pub admin_token: Option<SecretHash>,
@@ -79,6 +82,7 @@ impl AppState {
             registrations: Arc::new(RegistrationLimit::new(config.registrations_per_hour)),
             trusted_proxies: config.trusted_proxies.clone().into(),
             keys,
+            origins: Arc::new(PartnerOrigins::new(config.allow_localhost_origins)),
             registration: config.registration,
             admin_token,
         }

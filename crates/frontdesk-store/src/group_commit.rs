@@ -553,7 +553,6 @@ mod tests {
     //! The writer's retry after a batch whose commit succeeded although the writer saw an
     //! error (a connection lost during COMMIT, say): the same requests written again.
 
-    use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
     use frontdesk_domain::{CustomerId, PartnerRegistration, Secret, Sender};
 
     use super::*;
@@ -628,29 +627,15 @@ mod tests {
 
     #[tokio::test]
     async fn sqlite() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let url = format!("sqlite://{}", dir.path().join("f.db").display());
-        retry_after_a_commit_stores_nothing_twice(&url).await;
+        let db = frontdesk_testkit::TestDb::new(frontdesk_testkit::Backend::Sqlite).await;
+        retry_after_a_commit_stores_nothing_twice(&db.url).await;
     }
 
     #[tokio::test]
     async fn postgres() {
-        if std::env::var("FRONTDESK_TEST_BACKENDS").is_ok_and(|b| !b.contains("postgres")) {
-            return;
+        if frontdesk_testkit::Backend::Postgres.enabled() {
+            let db = frontdesk_testkit::TestDb::new(frontdesk_testkit::Backend::Postgres).await;
+            retry_after_a_commit_stores_nothing_twice(&db.url).await;
         }
-        let admin = std::env::var("TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        let name = format!("frontdesk_append_keys_{:016x}", rand::random::<u64>());
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        let mut conn = AsyncPgConnection::establish(&admin)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        conn.batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        retry_after_a_commit_stores_nothing_twice(&format!("{base}/{name}")).await;
-        conn.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
     }
 }

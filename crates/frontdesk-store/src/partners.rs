@@ -65,6 +65,24 @@ impl Store {
             .ok_or(StoreError::NotFound(Entity::Partner))
     }
 
+    /// Every partner's registered domain, for the browser origins each may be called from.
+    pub async fn partner_domains(
+        &self,
+    ) -> Result<Vec<(frontdesk_domain::PartnerId, String)>, StoreError> {
+        let mut db = self.pool.get().await?;
+        let rows: Vec<(i64, String)> = with_conn!(db, |conn| {
+            partners::table
+                .select((partners::id, partners::domain))
+                .order(partners::id.asc())
+                .load(conn)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, domain)| (frontdesk_domain::PartnerId(id), domain))
+            .collect())
+    }
+
     /// Replaces a partner's API key digest; returns the old one, which stops matching at once.
     pub async fn rotate_partner_key(
         &self,

@@ -120,7 +120,6 @@ mod tests {
     //! wakes this instance's feeds; one that changes nothing clients hear of, or is refused,
     //! appends nothing and wakes nobody.
 
-    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
     use frontdesk_domain::customer::CustomerChanges;
     use frontdesk_domain::{
         AgentSignup, CustomerId, MessageDraft, PartnerRegistration, Patch, Secret, Sender, Viewer,
@@ -255,29 +254,15 @@ mod tests {
 
     #[tokio::test]
     async fn sqlite() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let url = format!("sqlite://{}", dir.path().join("f.db").display());
-        only_committed_events_wake(&url).await;
+        let db = frontdesk_testkit::TestDb::new(frontdesk_testkit::Backend::Sqlite).await;
+        only_committed_events_wake(&db.url).await;
     }
 
     #[tokio::test]
     async fn postgres() {
-        if std::env::var("FRONTDESK_TEST_BACKENDS").is_ok_and(|b| !b.contains("postgres")) {
-            return;
+        if frontdesk_testkit::Backend::Postgres.enabled() {
+            let db = frontdesk_testkit::TestDb::new(frontdesk_testkit::Backend::Postgres).await;
+            only_committed_events_wake(&db.url).await;
         }
-        let admin = std::env::var("TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        let name = format!("frontdesk_write_path_{:016x}", rand::random::<u64>());
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        let mut conn = AsyncPgConnection::establish(&admin)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        conn.batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        only_committed_events_wake(&format!("{base}/{name}")).await;
-        conn.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
     }
 }

@@ -36,8 +36,17 @@ async fn partners_are_created_and_found(backend: Backend) {
         }
     };
     assert_eq!(by_key(acme_key.clone()).await, Some(acme.clone()));
+    let globex_id = globex.id;
     assert_eq!(by_key(globex_key).await, Some(globex));
     assert_eq!(by_key(Secret::presented("fdk_nobody")).await, None);
+    assert_eq!(
+        store.partner_domains().await.ok_or_panic("domains"),
+        vec![
+            (acme.id, "acme.example.com".to_owned()),
+            (globex_id, "globex.example.com".to_owned()),
+        ],
+        "every partner's domain, in id order"
+    );
     assert_eq!(
         latest(&store).await,
         Cursor::START,

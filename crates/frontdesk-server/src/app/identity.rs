@@ -218,6 +218,7 @@ pub(crate) async fn listener(
     in_url: bool,
     client_id: &str,
     client: Option<IpAddr>,
+    page: Option<&str>,
 ) -> Result<(Recipient, Credential), ApiError> {
     let unauthorized = |message: &str| ApiError::new(ErrorCode::InvalidCredentials, message);
     let text = token.expose();
@@ -244,6 +245,7 @@ pub(crate) async fn listener(
             _ => "the API key is unknown",
         }));
     };
+    check_page(state, &identity, page).await?;
     let recipient = match (identity, parse_client_id(client_id)) {
         (Identity::Customer(session), ClientId::Customer(customer))
             if customer == session.customer =>
@@ -262,6 +264,50 @@ pub(crate) async fn listener(
         _ => return Err(unauthorized("this token is for another clientId")),
     };
     Ok((recipient, credential))
+}
+
+/// A browser page on another site (`page`: its host, from `browser::foreign_page`) may use a
+/// partner's or its customers' credentials only from the partner's registered domain or its
+/// subdomains (loopback hosts too under the development flag); agents and administrators work
+/// from this server's own pages only. No page (a server, an app, our own pages): no rule.
+pub(crate) async fn check_page(
+    state: &AppState,
+    identity: &Identity,
+    page: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(host) = page else {
+        return Ok(());
+    };
+    let partner = match identity {
+        Identity::Partner(partner) => {
+            state.origins.note(partner.id, partner.domain.clone());
+            partner.id
+        }
+        Identity::Customer(session) => session.partner,
+        Identity::Agent(_) | Identity::Admin => {
+            return Err(ApiError::new(
+                ErrorCode::OriginNotAllowed,
+                "the agent and admin API answer this server's own pages only",
+            ))
+        }
+    };
+    let allowed = match state.origins.allows(partner, host) {
+        Some(allowed) => allowed,
+        None => {
+            // Registered on another instance since the last refresh.
+            let found = state.store.partner(partner).await?;
+            state.origins.note(found.id, found.domain);
+            state.origins.allows(partner, host).unwrap_or(false)
+        }
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::OriginNotAllowed,
+            "this page is not on the partner's registered domain",
+        ))
+    }
 }
 
 /// A customer token speaks only for its own customer id.

@@ -61,6 +61,7 @@ pub(crate) async fn register(
         .create_partner(&registration, &api_key.hash())
         .await?;
     tracing::info!(partner = %partner.id, domain = %partner.domain, "partner registered");
+    state.origins.note(partner.id, partner.domain.clone());
     Ok(WithKey { partner, api_key })
 }
 

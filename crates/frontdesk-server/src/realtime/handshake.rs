@@ -19,6 +19,7 @@ use super::watch::Watch;
 use crate::app;
 use crate::app::identity::Credential;
 use crate::auth::bearer;
+use crate::browser::foreign_page;
 use crate::client_ip::client_ip;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
@@ -67,7 +68,7 @@ pub async fn connect(
         Arc::clone(&subscription.revoked),
         state.ws_recheck,
     );
-    let (response, session, stream) = actix_ws::handle(&request, body)
+    let (response, session, stream) = actix_ws::handle_with_protocols(&request, body, &[PROTOCOL])
         .map_err(|e| ApiError::new(ErrorCode::NotAWebsocket, e.to_string()))?;
     let (response, body_dropped) = BodyWatch::wrap(response);
     let stream = stream
@@ -94,17 +95,36 @@ pub async fn connect(
     Ok(response)
 }
 
-/// The token from `?token=` (session tokens only) or the Bearer header.
+/// The subprotocol a browser offers with its token; the server answers with it.
+const PROTOCOL: &str = "frontdesk.v1";
+/// A browser cannot set headers on a WebSocket: it offers its token as a subprotocol,
+/// `bearer.<token>`, beside `frontdesk.v1`, so the token stays out of the URL.
+const BEARER_PROTOCOL: &str = "bearer.";
+
+/// The token a browser offered in `Sec-WebSocket-Protocol`, if any.
+fn protocol_token(request: &HttpRequest) -> Option<Secret> {
+    request
+        .headers()
+        .get_all(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|list| list.split(','))
+        .find_map(|protocol| protocol.trim().strip_prefix(BEARER_PROTOCOL))
+        .filter(|token| !token.is_empty())
+        .map(Secret::presented)
+}
+
+/// The token from `?token=` (session tokens only), the `bearer.<token>` subprotocol or the
+/// Bearer header, in that order.
 async fn authenticate(
     request: &HttpRequest,
     state: &AppState,
     client_id: &str,
     query_token: Option<&str>,
 ) -> Result<(Recipient, Credential), ApiError> {
-    let token = match (query_token, bearer(request)?) {
-        (Some(token), _) => Secret::presented(token),
-        (None, Some(token)) => token,
-        (None, None) => {
+    let token = match (query_token, protocol_token(request), bearer(request)?) {
+        (Some(token), _, _) => Secret::presented(token),
+        (None, Some(token), _) | (None, None, Some(token)) => token,
+        (None, None, None) => {
             return Err(ApiError::new(
                 ErrorCode::MissingCredentials,
                 "add ?token=<session token> or send Authorization: Bearer <API key>",
@@ -112,5 +132,14 @@ async fn authenticate(
         }
     };
     let client = client_ip(request, &state.trusted_proxies);
-    app::identity::listener(state, &token, query_token.is_some(), client_id, client).await
+    let page = foreign_page(request, &state.trusted_proxies);
+    app::identity::listener(
+        state,
+        &token,
+        query_token.is_some(),
+        client_id,
+        client,
+        page.as_deref(),
+    )
+    .await
 }
