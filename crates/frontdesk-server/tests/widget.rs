@@ -27,9 +27,8 @@ use serde_json::{json, Value};
 use support::{Backend, Partner, Server, TestDb};
 
 const WIDGET: &str = include_str!("../../../widget/chat-widget.js");
-/// Until the server answers CORS preflights (issue 15's server half, on main separately), the
-/// cross-origin page can only reach the API with the browser's same-origin checks off.
-const BROWSER_FLAGS: &[&str] = &["--disable-web-security"];
+/// Chromium flags every session gets (none: the server answers CORS for the partner's domain).
+const BROWSER_FLAGS: &[&str] = &[];
 const WAIT: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_millis(100);
 
@@ -352,9 +351,9 @@ async fn the_guides_snippets_work_on_a_partners_site(backend: Backend) {
     server.assert_no_panics();
 }
 
-/// Set once the server answers the `frontdesk.v1` subprotocol (issue 15's server half): until
-/// then the widget's WebSocket cannot open and it runs on its REST polling fallback throughout.
-const SERVER_SPEAKS_SUBPROTOCOL: bool = false;
+/// The server answers the `frontdesk.v1` subprotocol, so the widget's WebSocket opens (set to
+/// false, the test checks the polling fallback throughout instead).
+const SERVER_SPEAKS_SUBPROTOCOL: bool = true;
 /// After an outage the widget retries with backoff (at most 30 s, with jitter).
 const RECONNECT_WAIT: Duration = Duration::from_secs(45);
 const TOKEN_CUSTOMER: &str = "ann-1042";
@@ -459,6 +458,31 @@ async fn a_token_session_survives_an_outage(backend: Backend) {
         }
         assert!(heard, "the agent never saw the customer typing");
         page.clear("textarea").await;
+
+        // Read receipts both ways: the open widget marked the agent's reply read (a `read`
+        // frame); the agent reads the customer's message and its tick turns to read, live.
+        let deadline = Instant::now() + WAIT;
+        let history = loop {
+            let history = server.history(&partner, conversation).await;
+            if history[1]["readStatus"] == true {
+                break history;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the reply was never read: {history:?}"
+            );
+            tokio::time::sleep(POLL).await;
+        };
+        server
+            .mark_read(&agent, conversation, &history[0]["id"])
+            .await;
+        page.wait_script(
+            "the read tick",
+            "li.me[data-id] .tick",
+            "return node.dataset.state;",
+            json!("read"),
+        )
+        .await;
     }
     page.save_screenshot(&shots.join("chatting.png")).await;
     if std::env::var("FRONTDESK_UPDATE_SCREENSHOT").as_deref() == Ok("1") {
@@ -568,6 +592,30 @@ async fn a_token_session_survives_an_outage(backend: Backend) {
         json!(["frontdesk.v1", format!("bearer.{token}")]),
         "{sockets}"
     );
+
+    // A page on another site (127.0.0.1, not the partner's localhost) holding the same token:
+    // CORS refuses its requests and the handshake its socket.
+    relay.restore(); // WebSockets pass again: only the Origin check may refuse this one
+    site.put("/stranger.html", &blank_page(""));
+    page.goto(&site.url_on("127.0.0.1", "/stranger.html")).await;
+    let refused = page
+        .run_async(
+            "const [base, ws, token, done] = arguments;\
+             const fetched = fetch(base + '/api/partner/conversations/ann-1042',\
+               { headers: { Authorization: 'Bearer ' + token } })\
+               .then((r) => 'answered ' + r.status, () => 'refused');\
+             const socket = new Promise((resolve) => {\
+               const s = new WebSocket(ws + '/ws?clientId=ann-1042', ['frontdesk.v1', 'bearer.' + token]);\
+               s.onopen = () => resolve('open'); s.onclose = () => resolve('refused'); });\
+             Promise.all([fetched, socket]).then(done);",
+            vec![
+                json!(frontdesk),
+                json!(format!("ws://{}", relay.addr)),
+                json!(token),
+            ],
+        )
+        .await;
+    assert_eq!(refused, json!(["refused", "refused"]));
     page.quit().await;
     server.assert_no_panics();
 }
@@ -911,7 +959,12 @@ impl Site {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://localhost:{}{path}", self.port)
+        self.url_on("localhost", path)
+    }
+
+    /// The same server under another host name: another origin, another site.
+    fn url_on(&self, host: &str, path: &str) -> String {
+        format!("http://{host}:{}{path}", self.port)
     }
 }
 
