@@ -133,7 +133,21 @@ async fn the_widget_is_served_with_a_validator_and_gzip() {
     assert!(html.contains("/widget/chat-widget.js"));
     assert!(!html.contains("fdc_0") && !html.contains("<script>"));
 
-    // The API is not compressed by the widget's middleware (it is scoped to the assets).
+    // The console's assets too.
+    for path in ["/console/", "/console/console.js", "/console/console.css"] {
+        let asset = send(
+            client
+                .get(server.url(path))
+                .header("accept-encoding", "gzip"),
+        )
+        .await;
+        assert_eq!(asset.status(), StatusCode::OK, "{path}");
+        assert_eq!(header(&asset, "content-encoding"), "gzip", "{path}");
+    }
+    let redirect = send(client.get(server.url("/console"))).await;
+    assert_eq!(redirect.status(), StatusCode::PERMANENT_REDIRECT);
+
+    // The API is not compressed (the middleware is scoped to the assets).
     let health = send(
         client
             .get(server.url("/healthz"))

@@ -2,6 +2,7 @@
 //! no files on disk, no CDN and no network at run time.
 
 use actix_web::http::header;
+use actix_web::middleware::Compress;
 use actix_web::{web, HttpResponse};
 
 const INDEX_HTML: &str = include_str!("../../assets/console/index.html");
@@ -15,12 +16,16 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self' ws
      img-src 'self' data:; style-src 'self'; script-src 'self'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
+/// Gzip when accepted (`Compress` on this scope only: the API and WebSockets are not wrapped).
 pub fn configure(config: &mut web::ServiceConfig) {
-    config
-        .route("/console", web::get().to(redirect))
-        .route("/console/", web::get().to(index))
-        .route("/console/console.js", web::get().to(script))
-        .route("/console/console.css", web::get().to(stylesheet));
+    config.service(
+        web::scope("/console")
+            .wrap(Compress::default())
+            .route("", web::get().to(redirect))
+            .route("/", web::get().to(index))
+            .route("/console.js", web::get().to(script))
+            .route("/console.css", web::get().to(stylesheet)),
+    );
 }
 
 /// Relative asset URLs in index.html resolve against `/console/`, so the slash matters.
