@@ -348,6 +348,7 @@
   function connect() {
     if (!w || w.ws || w.destroyed) return;
     if (!w.token) { poll(); return; } // an API key must never go into a URL: REST polling only
+    if (share()) return;
     var cursor = st().cursor;
     var url = w.base.replace(/^http/, 'ws') + '/ws?clientId=' + encodeURIComponent(w.cid) + (cursor ? '&since=' + cursor : '');
     var me = w;
@@ -355,12 +356,13 @@
     try { ws = new WebSocket(url, ['frontdesk.v1', 'bearer.' + w.token]); } catch (e) { poll(); return; }
     w.ws = ws;
     conn('connecting');
-    ws.onmessage = function (e) { if (w === me) frame(e.data); };
+    ws.onmessage = function (e) { if (w === me) { frame(e.data); if (me.bc) me.bc.postMessage({ t: 'frame', data: e.data }); } };
     ws.onclose = function (e) {
       if (w !== me || me.ws !== ws) return;
       me.ws = null;
       me.wsReady = false;
       me.fails++;
+      if (me.bc) me.bc.postMessage({ t: 'down' });
       if (me.fails >= 4) save({ cursor: 0 }); // a refused since (400) must not block forever
       if (e.code === 1008 && me.o.getToken) renew();
       if (me.fails >= 2) poll();
@@ -368,7 +370,35 @@
       retryLater('ws', connect);
     };
   }
+  // One socket per browser: the tab holding a Web Lock opens it and relays its frames to the
+  // others over a BroadcastChannel; they send theirs through it, and poll while it is down.
+  function share() {
+    if (w.leader || !window.BroadcastChannel || !navigator.locks) return false;
+    var me = w;
+    if (!w.bc) {
+      w.bc = new BroadcastChannel(w.key);
+      w.bc.onmessage = function (e) { if (w === me) relayed(e.data || {}); };
+      navigator.locks.request(w.key, function () {
+        if (w !== me) return null;
+        me.leader = true;
+        clearTimeout(me.timers.poll); me.timers.poll = null;
+        connect();
+        return new Promise(function (resolve) { me.unlock = resolve; });
+      }).catch(function () {});
+      w.bc.postMessage({ t: 'hello' });
+    }
+    poll();
+    return true;
+  }
+  function relayed(m) {
+    if (w.leader) {
+      if (m.t === 'send') send(m.type, m.payload);
+      if (m.t === 'hello' && w.wsReady) w.bc.postMessage({ t: 'frame', data: '{"type":"ready"}' });
+    } else if (m.t === 'frame') frame(m.data);
+    else if (m.t === 'down') { w.wsReady = false; poll(); }
+  }
   function send(type, payload) {
+    if (w.bc && !w.leader && w.wsReady) { w.bc.postMessage({ t: 'send', type: type, payload: payload }); return true; }
     if (!w.ws || !w.wsReady) return false;
     try { w.ws.send(JSON.stringify({ type: type, payload: payload })); return true; } catch (e) { return false; }
   }
@@ -631,6 +661,8 @@
     Object.keys(me.timers).forEach(function (k) { clearTimeout(me.timers[k]); });
     me.off.forEach(function (f) { f(); });
     if (me.ws) { var ws = me.ws; me.ws = null; try { ws.close(1000); } catch (e) { /* already closed */ } }
+    if (me.unlock) me.unlock();
+    if (me.bc) me.bc.close();
     if (me.ui) me.ui.host.remove();
     handlers = {};
   }

@@ -712,6 +712,130 @@ async fn host_styles_cannot_reach_the_widget() {
     server.assert_no_panics();
 }
 
+/// Two tabs, one socket: the tab holding the lock connects; the other hears and sends through
+/// it, opening none; when the first tab closes, the second takes the socket over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tabs_share_one_socket() {
+    let Some(browser) = Browser::locate("widget") else {
+        return;
+    };
+    let db = TestDb::new(Backend::Sqlite).await;
+    let server = Server::start(&db).await;
+    let partner = register(&server, "localhost").await;
+    let agent = server.agent("agent@example.com", false).await;
+    let token = server.session(&partner, TOKEN_CUSTOMER).await;
+    let site = Site::start();
+    site.put("/spy.js", SPY_JS);
+    site.put(
+        "/chat.js",
+        &format!("ChatWidget.init({{ token: '{token}', customerId: '{TOKEN_CUSTOMER}' }});"),
+    );
+    site.put(
+        "/chat.html",
+        &page(&format!(
+            "<script src=\"/spy.js\"></script>\
+             <script src=\"{}/widget/chat-widget.js\"></script>\
+             <script src=\"/chat.js\"></script>",
+            server.base
+        )),
+    );
+    let driver = ChromeDriver::start(&browser).await;
+    let page = Page::open(&driver, &browser).await;
+    let sockets = "return window.__sockets.length;";
+
+    page.goto(&site.url("/chat.html")).await;
+    page.click(".launcher").await;
+    page.wait_attr(".fd", "data-conn", "live").await;
+    page.type_into("textarea", &format!("{FIRST}{}", char::from(Key::Enter)))
+        .await;
+    page.wait_contents(&[FIRST]).await;
+    let conversation = list_conversations(&server, &partner, TOKEN_CUSTOMER).await[0]["id"]
+        .as_i64()
+        .unwrap_or_default();
+
+    let first_tab = page
+        .client
+        .window()
+        .await
+        .unwrap_or_else(|e| panic!("window: {e}"));
+    let second_tab = page
+        .client
+        .new_window(true)
+        .await
+        .unwrap_or_else(|e| panic!("new tab: {e}"))
+        .handle;
+    page.client
+        .switch_to_window(second_tab)
+        .await
+        .unwrap_or_else(|e| panic!("switch: {e}"));
+    page.goto(&site.url("/chat.html")).await;
+    page.click(".launcher").await;
+    page.wait_attr(".fd", "data-conn", "live").await;
+    page.wait_contents(&[FIRST]).await;
+
+    // The agent's reply and typing reach the second tab through the first tab's socket.
+    server.assign(&agent, conversation).await;
+    let mut agent_socket = support::WsClient::agent(&server, &agent).await;
+    server.agent_reply(&agent, conversation, REPLY).await;
+    page.wait_contents(&[FIRST, REPLY]).await;
+    agent_socket
+        .send(&json!({"type": "typing", "payload": {"conversationId": conversation, "isTyping": true}}))
+        .await;
+    page.wait_visible(".typing").await;
+    // And its typing goes out through it.
+    page.type_into("textarea", "I").await;
+    let mut heard = false;
+    while let Some(frame) = agent_socket.next_within(WAIT).await {
+        if frame["type"] == "typing" && frame["payload"]["isAgent"] == false {
+            heard = true;
+            break;
+        }
+    }
+    assert!(heard, "the agent never saw the second tab typing");
+    assert_eq!(
+        page.run(sockets, Vec::new()).await,
+        json!(0),
+        "the second tab opened a socket"
+    );
+
+    // The first tab closes: the second connects on its own and still hears the agent.
+    page.client
+        .switch_to_window(first_tab)
+        .await
+        .unwrap_or_else(|e| panic!("switch: {e}"));
+    assert_eq!(page.run(sockets, Vec::new()).await, json!(1));
+    page.client
+        .close_window()
+        .await
+        .unwrap_or_else(|e| panic!("close tab: {e}"));
+    let second_tab = page
+        .client
+        .windows()
+        .await
+        .unwrap_or_else(|e| panic!("windows: {e}"))
+        .pop()
+        .unwrap_or_else(|| panic!("no tab left"));
+    page.client
+        .switch_to_window(second_tab)
+        .await
+        .unwrap_or_else(|e| panic!("switch: {e}"));
+    let deadline = Instant::now() + RECONNECT_WAIT;
+    while page.run(sockets, Vec::new()).await != json!(1) {
+        assert!(
+            Instant::now() < deadline,
+            "the second tab never took the socket over"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    page.wait_attr(".fd", "data-conn", "live").await;
+    server
+        .agent_reply(&agent, conversation, "Still here.")
+        .await;
+    page.wait_contents(&[FIRST, REPLY, "Still here."]).await;
+    page.quit().await;
+    server.assert_no_panics();
+}
+
 /// Records console errors and the widget's events, then starts it with a few wrong options.
 const API_INIT_JS: &str = "window.__errors = []; window.__events = [];\
      const error = console.error; console.error = function () {\
