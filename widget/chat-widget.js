@@ -307,23 +307,25 @@
       return null;
     });
   }
-  function catchUp() {
+  function catchUp(more) {
     var conv = st().conv;
     if (!conv) return Promise.resolve();
     var me = w;
-    // Also re-read my unread messages, so polling shows read ticks.
+    // Without a socket, also re-read my unread messages (one page at most), for the read ticks.
     var after = w.lastId;
-    Object.keys(w.msgs).forEach(function (id) {
-      var m = w.msgs[id];
-      if (!m.isFromAgent && !m.readStatus && m.id - 1 < after) after = m.id - 1;
-    });
+    if (!more && !w.wsReady) {
+      Object.keys(w.msgs).forEach(function (id) {
+        var m = w.msgs[id];
+        if (!m.isFromAgent && !m.readStatus && m.id - 1 < after) after = m.id - 1;
+      });
+    }
     return request('GET', '/api/partner/messages/' + conv + '?after=' + after + '&limit=1000').then(function (r) {
       if (w !== me || st().conv !== conv) return null;
       if (r.status === 404) { save({ conv: null }); return null; }
       if (!r.ok) throw new Error('messages ' + r.status);
       (r.data || []).forEach(function (m) { add(m, !!me.loaded); });
       me.loaded = true;
-      if ((r.data || []).length === 1000) return catchUp();
+      if ((r.data || []).length === 1000) return catchUp(true);
       markRead();
       return null;
     });
@@ -439,7 +441,9 @@
     var me = w;
     var tick = function () {
       if (w !== me || me.wsReady) { me.timers.poll = null; return; }
-      catchUp().then(function () { conn('polling'); }, function () { conn('offline'); }).then(function () {
+      // The socket may have come back meanwhile: then its state stands.
+      var state = function (name) { return function () { if (!me.wsReady) conn(name); }; };
+      catchUp().then(state('polling'), state('offline')).then(function () {
         if (w !== me || me.wsReady) { me.timers.poll = null; return; }
         me.timers.poll = setTimeout(tick, me.open && !document.hidden ? 3000 : 15000);
       });

@@ -836,6 +836,101 @@ async fn two_tabs_share_one_socket() {
     server.assert_no_panics();
 }
 
+/// A session token that lasts 3 s, renewed through `getToken` (which asks the partner's site, as
+/// the token flow in docs/widget.md does): the chat goes on across several expiries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_token_is_renewed_through_get_token() {
+    let Some(browser) = Browser::locate("widget") else {
+        return;
+    };
+    let db = TestDb::new(Backend::Sqlite).await;
+    let server = Server::start_with(&db, &[("FRONTDESK_CUSTOMER_SESSION_SECS", "3")]).await;
+    let partner = register(&server, "localhost").await;
+    let agent = server.agent("agent@example.com", false).await;
+    let site = Arc::new(Site::start());
+    // The partner's server: a fresh token at /token.json every half second.
+    let minting = {
+        let site = Arc::clone(&site);
+        let url = server.url("/api/partner/sessions");
+        let key = partner.key.clone();
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            loop {
+                let minted = client
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .json(&json!({"customerId": TOKEN_CUSTOMER}))
+                    .send()
+                    .await;
+                if let Ok(response) = minted {
+                    if let Ok(body) = response.text().await {
+                        site.put("/token.json", &body);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    site.put(
+        "/chat.js",
+        &format!(
+            "window.__tokens = 0;\
+             ChatWidget.init({{ customerId: '{TOKEN_CUSTOMER}', getToken: function () {{\
+               window.__tokens++;\
+               return fetch('/token.json', {{ cache: 'no-store' }}).then((r) => r.json()); }} }});"
+        ),
+    );
+    site.put(
+        "/chat.html",
+        &page(&format!(
+            "<script src=\"{}/widget/chat-widget.js\"></script><script src=\"/chat.js\"></script>",
+            server.base
+        )),
+    );
+    let driver = ChromeDriver::start(&browser).await;
+    let page = Page::open(&driver, &browser).await;
+    let deadline = Instant::now() + WAIT;
+    while !site.has("/token.json") {
+        assert!(Instant::now() < deadline, "no token minted");
+        tokio::time::sleep(POLL).await;
+    }
+
+    page.goto(&site.url("/chat.html")).await;
+    page.click(".launcher").await;
+    page.wait_attr(".fd", "data-conn", "live").await;
+    page.type_into("textarea", &format!("{FIRST}{}", char::from(Key::Enter)))
+        .await;
+    page.wait_contents(&[FIRST]).await;
+    let conversation = list_conversations(&server, &partner, TOKEN_CUSTOMER).await[0]["id"]
+        .as_i64()
+        .unwrap_or_default();
+    server.assign(&agent, conversation).await;
+
+    // Several lifetimes later, both directions still work, on a live socket.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    server.agent_reply(&agent, conversation, REPLY).await;
+    page.wait_contents_within(RECONNECT_WAIT, &[FIRST, REPLY])
+        .await;
+    page.type_into(
+        "textarea",
+        &format!("{OFFLINE_ONE}{}", char::from(Key::Enter)),
+    )
+    .await;
+    page.wait_contents_within(RECONNECT_WAIT, &[FIRST, REPLY, OFFLINE_ONE])
+        .await;
+    page.wait_attr(".fd", "data-conn", "live").await;
+    let renewals = page.run("return window.__tokens;", Vec::new()).await;
+    assert!(
+        renewals.as_u64().unwrap_or_default() >= 3,
+        "getToken was called {renewals} times in 8 s of 3-second tokens"
+    );
+    minting.abort();
+    let history = server.history(&partner, conversation).await;
+    assert_eq!(history.len(), 3, "{history:?}");
+    page.quit().await;
+    server.assert_no_panics();
+}
+
 /// Records console errors and the widget's events, then starts it with a few wrong options.
 const API_INIT_JS: &str = "window.__errors = []; window.__events = [];\
      const error = console.error; console.error = function () {\
@@ -1098,6 +1193,12 @@ impl Site {
 
     fn url(&self, path: &str) -> String {
         self.url_on("localhost", path)
+    }
+
+    fn has(&self, path: &str) -> bool {
+        self.pages
+            .lock()
+            .is_ok_and(|pages| pages.contains_key(path))
     }
 
     /// The same server under another host name: another origin, another site.
