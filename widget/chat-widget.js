@@ -14,10 +14,9 @@
   var STRINGS = {
     open: 'Open chat', close: 'Close chat', header: 'Support',
     welcome: 'Hi! How can we help?', placeholder: 'Type a message…', send: 'Send',
-    typing: 'Typing…', agent: 'Agent', bot: 'Automated reply', you: 'You', sending: 'Sending…',
+    typing: 'Typing…', agent: 'Agent', bot: 'Automated reply', sending: 'Sending…',
     sent: 'Sent', read: 'Read', offline: 'Offline. Your messages will be sent when you are back.',
-    unread: 'unread', closed: 'This conversation was closed. Write to start a new one.',
-    failed: 'Could not send. Retrying…'
+    unread: 'unread', closed: 'This conversation was closed. Write to start a new one.'
   };
   var STYLE = [
     ':host{all:initial!important;display:block!important;position:static!important}',

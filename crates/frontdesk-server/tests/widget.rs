@@ -1121,9 +1121,48 @@ async fn register(server: &Server, domain: &str) -> Partner {
         .unwrap_or_else(|e| panic!("register: {e}"));
     assert_eq!(response.status(), StatusCode::CREATED);
     let body: Value = response.json().await.unwrap_or_default();
+    wait_for_cors(server, domain).await;
     Partner {
         id: body["partnerId"].as_str().unwrap_or_default().to_owned(),
         key: body["apiKey"].as_str().unwrap_or_default().to_owned(),
+    }
+}
+
+/// Waits until a preflight from a page on `domain` is answered. A partner registered on this
+/// instance should be at once; but the server's first refresh of its domain list, running at
+/// start, can overwrite the new entry with the list it read before the registration committed,
+/// and preflights are then refused until the next refresh (30 s). Reported to the server's owner
+/// (issue 15); until that is fixed this keeps the browser tests from depending on the race.
+async fn wait_for_cors(server: &Server, domain: &str) {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let preflight = server
+            .client
+            .request(
+                reqwest::Method::OPTIONS,
+                server.url("/api/partner/messages"),
+            )
+            .header("origin", format!("http://{domain}:1"))
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("preflight: {e}"));
+        if preflight
+            .headers()
+            .contains_key("access-control-allow-origin")
+        {
+            return;
+        }
+        eprintln!("a preflight from {domain} was refused just after its registration");
+        assert!(
+            Instant::now() < deadline,
+            "preflights from {domain} are still refused"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -1314,9 +1353,18 @@ impl Page {
             if Instant::now() >= deadline {
                 let shot = artefact_dir("widget-screenshots").join("failure.png");
                 self.save_screenshot(&shot).await;
+                // What the page fetched, for the diagnosis (status 0: refused, e.g. by CORS, or a
+                // cross-origin answer without Timing-Allow-Origin, such as the script).
+                let fetched = self
+                    .run(
+                        "return performance.getEntriesByType('resource')\
+                             .map((e) => e.name + ' ' + (e.responseStatus || 0));",
+                        Vec::new(),
+                    )
+                    .await;
                 panic!(
                     "waited {patience:?} for {what} ({selector}); saw {seen}, not {expected}\n\
-                     screenshot: {}",
+                     screenshot: {}\nrequests: {fetched}",
                     shot.display()
                 );
             }
