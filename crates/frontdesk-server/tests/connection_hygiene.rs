@@ -271,7 +271,9 @@ async fn silent_clients_are_dropped(backend: Backend) {
     assert!(after <= gone_within, "closed {after:?} after its last pong");
     alive.expect_quiet().await;
     // The log names the client it dropped, and only that one.
-    let log = server.log();
+    let log = server
+        .log_once_it_has("no heartbeat; dropping connection", Duration::from_secs(5))
+        .await;
     let dropped: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("no heartbeat; dropping connection"))

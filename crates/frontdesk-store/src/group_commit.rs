@@ -192,18 +192,19 @@ async fn write_batch(pool: &Pool, requests: &[Request]) -> Result<Vec<Outcome>, 
         // The same steps in one hop to the connection's blocking thread, not one per statement.
         DbConn::Sqlite(conn) => {
             let requests = requests.to_vec();
-            conn.spawn_blocking(move |conn| {
-                Ok(conn.immediate_transaction::<_, StoreError, _>(|conn| {
-                    let at = now().as_utc();
-                    let found = by_id(sqlite::lock_conversations(conn, conversation_ids)?)?;
-                    let mut plan = Plan::decide(&requests, &found, at);
-                    let inserted = sqlite::insert_messages(conn, plan.take_rows(), at)?;
-                    let Emitted { value, events } = plan.conclude(inserted, &found, at)?;
-                    sqlite::insert_events(conn, events)?;
-                    Ok(value)
-                }))
-            })
-            .await?
+            conn.conn
+                .spawn_blocking(move |conn| {
+                    Ok(conn.immediate_transaction::<_, StoreError, _>(|conn| {
+                        let at = now().as_utc();
+                        let found = by_id(sqlite::lock_conversations(conn, conversation_ids)?)?;
+                        let mut plan = Plan::decide(&requests, &found, at);
+                        let inserted = sqlite::insert_messages(conn, plan.take_rows(), at)?;
+                        let Emitted { value, events } = plan.conclude(inserted, &found, at)?;
+                        sqlite::insert_events(conn, events)?;
+                        Ok(value)
+                    }))
+                })
+                .await?
         }
     }
 }

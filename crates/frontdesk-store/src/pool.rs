@@ -10,16 +10,14 @@ use diesel_async::pooled_connection::deadpool::{Object, Pool as DeadPool};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
-use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use futures_util::FutureExt;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use crate::blocking::DetachOnCancel;
+pub use crate::blocking::SqliteConn;
+use crate::blocking::SqliteManager;
 use crate::error::StoreError;
-
-pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, DetachOnCancel>;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -97,7 +95,11 @@ pub(crate) enum Pool {
     Pg(DeadPool<AsyncPgConnection>, Timeouts),
     /// With the turn that this process's writers take (see `Pool::write`) and the longest
     /// wait for it.
-    Sqlite(DeadPool<SqliteConn>, Arc<Mutex<()>>, Duration),
+    Sqlite(
+        deadpool::managed::Pool<SqliteManager>,
+        Arc<Mutex<()>>,
+        Duration,
+    ),
 }
 
 /// Held for the whole of a write on SQLite; nothing on PostgreSQL, whose row locks suffice.
@@ -107,7 +109,7 @@ pub(crate) type WriteTurn = Option<OwnedMutexGuard<()>>;
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum DbConn {
     Pg(Object<AsyncPgConnection>),
-    Sqlite(Object<SqliteConn>),
+    Sqlite(deadpool::managed::Object<SqliteManager>),
 }
 
 /// Runs `$body` with `$conn` bound to the concrete connection of whichever backend is in use.
@@ -120,7 +122,7 @@ macro_rules! with_conn {
                 $body
             }
             $crate::pool::DbConn::Sqlite(object) => {
-                let $conn: &mut $crate::pool::SqliteConn = &mut *object;
+                let $conn: &mut $crate::pool::SqliteConn = &mut object.conn;
                 $body
             }
         }
@@ -140,23 +142,11 @@ impl Pool {
         } else if let Some(path) = sqlite_path(url) {
             let path = path.to_string_lossy().into_owned();
             migrate_sqlite(path.clone()).await?;
-            let mut manager_config = fast_recycling::<SqliteConn>();
-            let pragmas = sqlite_pragmas(config.timeouts.sqlite_busy);
-            manager_config.custom_setup = Box::new(move |path| {
-                let path = path.to_owned();
-                let pragmas = pragmas.clone();
-                async move {
-                    let mut conn = SqliteConn::establish(&path).await?;
-                    conn.batch_execute(&pragmas)
-                        .await
-                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                    Ok(conn)
-                }
-                .boxed()
-            });
-            let manager =
-                AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, manager_config);
-            let pool = DeadPool::builder(manager)
+            let manager = SqliteManager {
+                path,
+                pragmas: sqlite_pragmas(config.timeouts.sqlite_busy),
+            };
+            let pool = deadpool::managed::Pool::builder(manager)
                 .max_size(config.max_connections)
                 .wait_timeout(Some(Duration::from_secs(10)))
                 .runtime(deadpool::Runtime::Tokio1)
@@ -274,8 +264,9 @@ fn fast_recycling<C: AsyncConnection + 'static>() -> ManagerConfig<C> {
 }
 
 fn sqlite_pragmas(busy_timeout: Duration) -> String {
+    // The busy timeout first: `journal_mode` needs a lock another connection may hold.
     format!(
-        "{SQLITE_PRAGMAS} PRAGMA busy_timeout = {};",
+        "PRAGMA busy_timeout = {}; {SQLITE_PRAGMAS}",
         busy_timeout.as_millis().max(1)
     )
 }
@@ -367,7 +358,7 @@ mod tests {
                     (SELECT foreign_keys FROM pragma_foreign_keys) AS foreign_keys, \
                     (SELECT timeout FROM pragma_busy_timeout) AS busy_timeout",
         );
-        diesel_async::RunQueryDsl::get_result(query, &mut **conn)
+        diesel_async::RunQueryDsl::get_result(query, &mut conn.conn)
             .await
             .unwrap_or_else(|e| panic!("pragmas: {e}"))
     }

@@ -68,7 +68,7 @@ macro_rules! write_with_events {
                     .await
                 }
                 $crate::pool::DbConn::Sqlite(object) => {
-                    let conn: &mut $crate::pool::SqliteConn = &mut *object;
+                    let conn: &mut $crate::pool::SqliteConn = &mut object.conn;
                     ::diesel_async::AsyncConnection::transaction::<_, $crate::error::StoreError, _>(
                         conn,
                         async move |$conn| {

@@ -98,6 +98,19 @@ impl Server {
         self.process.log()
     }
 
+    /// The log once it holds `needle`, or as it is after `wait`: a thread drains the server's
+    /// stderr, so a line written just before a frame the test saw may not be in `log()` yet.
+    pub async fn log_once_it_has(&self, needle: &str, wait: std::time::Duration) -> String {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let log = self.log();
+            if log.contains(needle) || tokio::time::Instant::now() >= deadline {
+                return log;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// A panic in a worker drops connections; no test should ever cause one.
     pub fn assert_no_panics(&self) {
         let log = self.log();
