@@ -116,6 +116,7 @@
     if (theme.welcomeMessage) strings.welcome = theme.welcomeMessage;
     if (!o.token && !o.apiKey && !o.getToken) { err('init() needs token (with getToken) or apiKey'); return api; }
     if (o.token && o.apiKey) err('both token and apiKey given: the token is used');
+    if ((o.token || o.getToken) && !o.customerId) err('with a token, customerId must be the token\'s customer');
     var base = SCRIPT_ORIGIN;
     if (o.baseUrl) {
       try { base = new URL(o.baseUrl, location.href).href.replace(/\/+$/, ''); } catch (e) { err('baseUrl is not a URL (ignored)'); }
