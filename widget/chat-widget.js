@@ -260,8 +260,9 @@
         return renew().then(function () { return request(method, path, body, true); });
       }
       return r.json().catch(function () { return null; }).then(function (data) {
-        if (!r.ok && r.status !== 404 && r.status !== 409) emit('error', { status: r.status, code: data && data.error, path: path });
-        return { status: r.status, ok: r.ok, data: data };
+        var code = data && data.error && data.error.code; // {"error": {"code", "message"}}
+        if (!r.ok && r.status !== 404 && r.status !== 409) emit('error', { status: r.status, code: code, path: path });
+        return { status: r.status, ok: r.ok, data: data, code: code };
       });
     });
   }
@@ -558,7 +559,7 @@
       }).then(function (r) {
         if (w !== me) return 'done';
         if (r.ok) { forget(item.cid); add(r.data, false); return 'more'; }
-        if (r.status === 409 && r.data && r.data.error === 'conversation_closed') { closedConversation(); return 'more'; }
+        if (r.code === 'conversation_closed') { closedConversation(); return 'more'; }
         if (r.status >= 400 && r.status < 500 && r.status !== 401 && r.status !== 408 && r.status !== 429) {
           forget(item.cid); // refused for good (too long, invalid): dropped, not retried forever
           return 'more';

@@ -361,6 +361,23 @@ async fn the_guides_snippets_work_on_a_partners_site(backend: Backend) {
     );
     let history = server.history(&partner, conversation).await;
     assert_eq!(history.len(), 4, "{history:?}");
+
+    // The agent closes it: the next message opens a new conversation, stored there once.
+    server.close(&agent, conversation).await;
+    page.type_into(
+        "textarea",
+        &format!("A new question{}", char::from(Key::Enter)),
+    )
+    .await;
+    // (The "closed" note shows only until the new conversation exists.)
+    page.wait_contents(&["A new question"]).await;
+    let conversations = list_conversations(&server, &partner, CUSTOMER).await;
+    assert_eq!(conversations.len(), 2, "{conversations:?}");
+    let second = conversations[1]["id"].as_i64().unwrap_or_default();
+    let history = server.history(&partner, second).await;
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0]["content"], "A new question");
+    assert_eq!(server.history(&partner, conversation).await.len(), 4);
     page.quit().await;
     server.assert_no_panics();
 }
