@@ -559,12 +559,12 @@
       }).then(function (r) {
         if (w !== me) return 'done';
         if (r.ok) { forget(item.cid); add(r.data, false); return 'more'; }
-        if (r.code === 'conversation_closed') { closedConversation(); return 'more'; }
-        if (r.status >= 400 && r.status < 500 && r.status !== 401 && r.status !== 408 && r.status !== 429) {
+        if (r.code === 'conversation_closed' || r.code === 'conversation_not_found') { closedConversation(); return 'more'; }
+        if (r.status === 400 || r.status === 413 || r.status === 422 || r.code === 'idempotency_conflict') {
           forget(item.cid); // refused for good (too long, invalid): dropped, not retried forever
           return 'more';
         }
-        throw new Error('send ' + r.status);
+        throw new Error('send ' + r.status); // anything else (403 included) is retried
       });
     }).then(function (result) {
       me.flushing = false;
