@@ -345,5 +345,14 @@ mod tests {
             "a reply resets failures"
         );
         assert_eq!(HandoffReason::Model("refund".into()).describe(), "refund");
+        assert_eq!(
+            BotState::Fresh.replied(5).with_failure().with_failure(),
+            BotState::Answering {
+                replies: 1,
+                tokens: 5,
+                failures: 2
+            },
+            "failures add up after a reply"
+        );
     }
 }

@@ -93,6 +93,13 @@ mod tests {
     fn ids_are_plain_integers_on_the_wire() {
         let json = serde_json::json!({"c": ConversationId(7), "m": MessageId(8), "a": AgentId(9)});
         assert_eq!(json.to_string(), r#"{"a":9,"c":7,"m":8}"#);
+        // Printed (logs, paths) as the bare number too; only an agent's id has a prefix.
+        let printed = [
+            ConversationId(7).to_string(),
+            MessageId(8).to_string(),
+            Cursor(9).to_string(),
+        ];
+        assert_eq!(printed, ["7", "8", "9"]);
         let back: ConversationId = serde_json::from_str("7").unwrap_or(ConversationId(0));
         assert_eq!(back, ConversationId(7));
     }

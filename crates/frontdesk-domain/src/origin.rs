@@ -51,9 +51,17 @@ mod tests {
             ("https://", None),
             ("https://a.com/path", None),
             ("https://user@a.com", None),
+            ("://a.com", None),
         ] {
             assert_eq!(origin_host(origin).as_deref(), host, "{origin}");
         }
+    }
+
+    #[test]
+    fn the_authority_is_compared_with_the_host_header() {
+        assert_eq!(origin_authority("http://a.com:8080"), Some("a.com:8080"));
+        assert_eq!(origin_authority("https://a.com"), Some("a.com"));
+        assert_eq!(origin_authority("null"), None);
     }
 
     #[test]
