@@ -1118,6 +1118,58 @@ async fn the_demo_page_chats_with_a_token_from_its_fragment() {
     server.assert_no_panics();
 }
 
+/// Under `style-src 'nonce-…'` the `nonce` option puts the styles in a `<style nonce>` the
+/// policy allows; without it the constructable stylesheet is used, which CSP does not block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_widget_is_styled_under_a_nonce_policy() {
+    let Some(browser) = Browser::locate("widget") else {
+        return;
+    };
+    let db = TestDb::new(Backend::Sqlite).await;
+    let server = Server::start(&db).await;
+    let partner = register(&server, "localhost").await;
+    let site = Site::start();
+    for (name, nonce) in [("nonce", ", nonce: 'r4nd0m'"), ("sheet", "")] {
+        site.put(
+            &format!("/{name}.js"),
+            &format!("ChatWidget.init({{ apiKey: '{}'{nonce} }});", partner.key),
+        );
+        site.put(
+            &format!("/{name}.html"),
+            &blank_page(&format!(
+                "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; \
+                 script-src 'self' {base}; connect-src {base}; style-src 'nonce-r4nd0m'\">\
+                 <script src=\"{base}/widget/chat-widget.js\"></script>\
+                 <script src=\"/{name}.js\"></script>",
+                base = server.base
+            )),
+        );
+    }
+    let driver = ChromeDriver::start(&browser).await;
+    let page = Page::open(&driver, &browser).await;
+    for (name, styles) in [("nonce", "style"), ("sheet", "adopted")] {
+        page.goto(&site.url(&format!("/{name}.html"))).await;
+        page.wait_script(
+            &format!("the launcher styled ({name})"),
+            ".launcher",
+            "return getComputedStyle(node).backgroundColor;",
+            json!("rgb(31, 111, 235)"),
+        )
+        .await;
+        let how = page
+            .run(
+                "const root = document.querySelector('frontdesk-chat-widget').shadowRoot;\
+                 return root.querySelector('style') ? 'style'\
+                     : root.adoptedStyleSheets.length ? 'adopted' : 'none';",
+                Vec::new(),
+            )
+            .await;
+        assert_eq!(how, json!(styles), "{name}");
+    }
+    page.quit().await;
+    server.assert_no_panics();
+}
+
 /// A page with nothing visible of its own (no title either: `all: unset` would show it), so
 /// screenshots show only the widget.
 fn blank_page(head: &str) -> String {
