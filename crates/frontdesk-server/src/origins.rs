@@ -52,9 +52,12 @@ impl PartnerOrigins {
         self.write().insert(partner, domain);
     }
 
+    /// Adds every partner's domain. Merged into what is known, not replacing it: a partner
+    /// noted by a registration that committed after the query began must not be forgotten
+    /// until the next refresh (partners are never deleted, and a domain never changes).
     pub(crate) async fn refresh(&self, store: &Store) -> Result<(), frontdesk_store::StoreError> {
         let all = store.partner_domains().await?;
-        *self.write() = all.into_iter().collect();
+        self.write().extend(all);
         Ok(())
     }
 

@@ -69,6 +69,14 @@ pub(super) enum End {
     Close(CloseCode, &'static str),
 }
 
+/// Where a connection's stream begins.
+pub(super) enum Start {
+    /// After the client's `since`: what it missed is replayed first.
+    Replay(Cursor),
+    /// After the newest event when it connected.
+    After(Cursor),
+}
+
 /// What the server writes.
 enum Out {
     Text(ByteString),
@@ -77,13 +85,13 @@ enum Out {
 }
 
 impl Connection {
-    pub(super) async fn run(mut self, mut stream: AggregatedMessageStream, since: Option<Cursor>) {
+    pub(super) async fn run(mut self, mut stream: AggregatedMessageStream, start: Start) {
         // The task's future is as large as its largest state, and an idle connection spends
         // its life waiting in `serve`: the one-off catch-up, the handling of a client frame
         // (which holds a whole store call), a write (with its deadline's timer) and the
         // goodbye live on the heap only while they run (this future went from 4,952 to about
         // 1,200 bytes; the flow limits' state brought it to about 2,000).
-        let end = match Box::pin(self.catch_up(since)).await {
+        let end = match Box::pin(self.catch_up(start)).await {
             Ok(()) => self.serve(&mut stream).await,
             Err(end) => end,
         };
@@ -125,10 +133,10 @@ impl Connection {
     }
 
     /// Replays events after `since` (the hub is already queueing live ones), then `ready`.
-    async fn catch_up(&mut self, since: Option<Cursor>) -> Result<(), End> {
+    async fn catch_up(&mut self, start: Start) -> Result<(), End> {
         let unavailable = |_| End::Close(CloseCode::Error, "event log unavailable");
-        match since {
-            Some(since) => {
+        match start {
+            Start::Replay(since) => {
                 self.last = since;
                 loop {
                     let (page, more) = app::events::replay(&self.state, &self.recipient, self.last)
@@ -144,11 +152,8 @@ impl Connection {
                     }
                 }
             }
-            None => {
-                self.last = app::events::newest(&self.state)
-                    .await
-                    .map_err(unavailable)?;
-            }
+            // Queued events up to it are from before the client connected.
+            Start::After(now) => self.last = now,
         }
         let ready =
             json!({"type": "ready", "payload": {"clientId": self.client_id}, "cursor": self.last});

@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use frontdesk_domain::{Cursor, Recipient, Secret};
 use serde::Deserialize;
 
-use super::connection::{Connection, MAX_FRAME_BYTES};
+use super::connection::{Connection, Start, MAX_FRAME_BYTES};
 use super::frame_guard;
 use super::inbound_limit::InboundLimit;
 use super::log_throttle::LogThrottle;
@@ -68,6 +68,13 @@ pub async fn connect(
         Arc::clone(&subscription.revoked),
         state.ws_recheck,
     );
+    // Without `since` the client hears what commits from now on. "Now" is read before the
+    // upgrade is answered (and after the registration, so nothing later is missed): an event
+    // that commits after the client saw its 101 is never mistaken for one from before.
+    let start = match query.since {
+        Some(since) => Start::Replay(since),
+        None => Start::After(app::events::newest(&state).await?),
+    };
     let (response, session, stream) = actix_ws::handle_with_protocols(&request, body, &[PROTOCOL])
         .map_err(|e| ApiError::new(ErrorCode::NotAWebsocket, e.to_string()))?;
     let (response, body_dropped) = BodyWatch::wrap(response);
@@ -91,7 +98,7 @@ pub async fn connect(
         tcp: request.conn_data::<TcpHandle>().cloned(),
         body_dropped,
     };
-    actix_web::rt::spawn(connection.run(stream, query.since));
+    actix_web::rt::spawn(connection.run(stream, start));
     Ok(response)
 }
 
