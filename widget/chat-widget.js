@@ -1,6 +1,5 @@
-/* Frontdesk chat widget: plain JavaScript, no dependencies, no build step.
- * Docs: docs/widget.md. Loaded with <script src=".../widget/chat-widget.js">, then
- * ChatWidget.init({token | apiKey, ...}). Sets no cookies; keeps its state in localStorage. */
+/* Frontdesk chat widget: plain JavaScript, no dependencies, no build step (docs/widget.md).
+ * Sets no cookies; keeps its state in localStorage. */
 (function () {
   'use strict';
   if (window.ChatWidget && window.ChatWidget.version) return;
@@ -21,27 +20,27 @@
   var STYLE = [
     ':host{all:initial!important;display:block!important;position:static!important}',
     '.fd{all:initial;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);',
-    '--c:#1f6feb;--bg:#fff;--fg:#1d2433;--mu:#5f6b7a;--bu:#eef1f5;--bd:#d8dde4;--bot:#f5efe0}',
+    '--c:#1f6feb;--on:#fff;--bg:#fff;--fg:#1d2433;--mu:#5f6b7a;--bu:#eef1f5;--bd:#d8dde4;--bot:#f5efe0}',
     '@media (prefers-color-scheme:dark){.fd{--bg:#1d2026;--fg:#e8eaed;--mu:#a3acb9;--bu:#2d323b;--bd:#3a404b;--bot:#3a3424}}',
     ':where(.fd *){box-sizing:border-box;font:inherit;color:inherit;margin:0}',
     '[hidden]{display:none!important}',
     '.launcher{position:fixed;right:20px;bottom:20px;z-index:2147483000;width:56px;height:56px;border:0;',
-    'border-radius:50%;background:var(--c);color:#fff;cursor:pointer;display:flex;align-items:center;',
+    'border-radius:50%;background:var(--c);color:var(--on);cursor:pointer;display:flex;align-items:center;',
     'justify-content:center;box-shadow:0 4px 14px rgba(0,0,0,.25)}',
-    '.launcher svg{width:28px;height:28px;fill:#fff}',
+    '.launcher svg{width:28px;height:28px;fill:var(--on)}',
     '.badge{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;padding:0 5px;border-radius:10px;',
     'background:#d93025;color:#fff;font-size:12px;line-height:20px;text-align:center}',
     '.panel{position:fixed;right:20px;bottom:88px;z-index:2147483001;width:360px;',
     'height:min(560px,calc(100vh - 108px));display:flex;flex-direction:column;background:var(--bg);',
     'border:1px solid var(--bd);border-radius:12px;overflow:hidden;box-shadow:0 8px 30px rgba(0,0,0,.25)}',
-    'header{display:flex;align-items:center;gap:8px;padding:12px 14px;background:var(--c);color:#fff}',
+    'header{display:flex;align-items:center;gap:8px;padding:12px 14px;background:var(--c);color:var(--on)}',
     'h2{flex:1;font-size:16px;font-weight:600}',
     '.st{font-size:12px;opacity:.9}',
-    '.x{border:0;background:transparent;color:#fff;font-size:22px;line-height:1;cursor:pointer;padding:2px 6px}',
+    '.x{border:0;background:transparent;color:var(--on);font-size:22px;line-height:1;cursor:pointer;padding:2px 6px}',
     '.log{flex:1;overflow-y:auto;list-style:none;padding:12px;display:flex;flex-direction:column;gap:6px}',
     '.log li{max-width:82%;padding:8px 11px;border-radius:12px;background:var(--bu);white-space:pre-wrap;',
     'overflow-wrap:anywhere;align-self:flex-start}',
-    '.log li.me{align-self:flex-end;background:var(--c);color:#fff}',
+    '.log li.me{align-self:flex-end;background:var(--c);color:var(--on)}',
     '.log li.bot{background:var(--bot)}',
     '.log li.note{align-self:center;background:transparent;color:var(--mu);font-size:12px;text-align:center}',
     '.who{display:block;font-size:11px;color:var(--mu);margin-bottom:2px}',
@@ -51,9 +50,9 @@
     'form{display:flex;gap:8px;padding:10px;border-top:1px solid var(--bd)}',
     'textarea{flex:1;resize:none;height:40px;padding:9px 10px;border:1px solid var(--bd);border-radius:8px;',
     'background:var(--bg)}',
-    '.send{border:0;border-radius:8px;padding:0 14px;background:var(--c);color:#fff;cursor:pointer;font-weight:600}',
+    '.send{border:0;border-radius:8px;padding:0 14px;background:var(--c);color:var(--on);cursor:pointer;font-weight:600}',
     ':focus-visible{outline:2px solid var(--c);outline-offset:2px}',
-    '.launcher:focus-visible,header :focus-visible{outline-color:#fff}',
+    '.launcher:focus-visible,header :focus-visible{outline-color:var(--on)}',
     '@media (max-width:480px){.panel{inset:0;width:auto;height:auto;border-radius:0;border:0}',
     '.open .launcher{display:none}}'
   ].join('');
@@ -82,7 +81,7 @@
     return prefix + Array.prototype.map.call(bytes, function (b) { return (b + 256).toString(16).slice(1); }).join('');
   }
   function storage(key, value) {
-    // localStorage may be missing or throw (private modes, blocked storage): then memory only.
+    // localStorage may be missing or throw (private modes): then memory only.
     try {
       if (value === undefined) return JSON.parse(localStorage.getItem(key) || 'null');
       localStorage.setItem(key, JSON.stringify(value));
@@ -183,7 +182,7 @@
       title: el('h2', { id: 'fd-title', text: s.header }),
       status: el('span', { class: 'st', role: 'status' }),
       close: el('button', { class: 'x', type: 'button', 'aria-label': s.close, text: '×' }),
-      log: el('ol', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': s.header }),
+      log: el('ol', { class: 'log', 'aria-live': 'polite', 'aria-label': s.header }),
       typing: el('div', { class: 'typing', 'aria-live': 'polite', hidden: '', text: s.typing }),
       input: el('textarea', { rows: '1', 'aria-label': s.placeholder, placeholder: s.placeholder, maxlength: '10000' }),
       send: el('button', { class: 'send', type: 'submit', text: s.send })
@@ -201,6 +200,7 @@
     }
     root.appendChild(u.box);
     document.body.appendChild(host);
+    u.box.style.setProperty('--on', onColour(getComputedStyle(u.launcher).backgroundColor));
     u.launcher.addEventListener('click', toggle);
     u.close.addEventListener('click', close);
     u.panel.addEventListener('keydown', function (e) { if (e.key === 'Escape') { e.preventDefault(); close(); } });
@@ -220,7 +220,7 @@
     w.off.push(function () { target.removeEventListener(name, fn); });
   }
 
-  // ---- the open/close API --------------------------------------------------------------
+  // the open/close API
   function open() {
     if (!w || !w.ui || w.open) return;
     w.open = true;
@@ -245,9 +245,18 @@
     badge();
     emit('close');
   }
+  // Text on the theme colour: white or black, whichever has more contrast.
+  function onColour(rgb) {
+    var l = (rgb.match(/[\d.]+/g) || [0, 0, 0]).slice(0, 3).map(function (v) {
+      v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    });
+    l = 0.2126 * l[0] + 0.7152 * l[1] + 0.0722 * l[2] + 0.05;
+    return 1.05 / l >= l / 0.05 ? '#fff' : '#000';
+  }
+
   function toggle() { if (w) (w.open ? close : open)(); }
 
-  // ---- HTTP ----------------------------------------------------------------------------
+  // HTTP
   function request(method, path, body, again) {
     var headers = { Authorization: 'Bearer ' + (w.token || w.o.apiKey || '') };
     if (body) headers['Content-Type'] = 'application/json';
@@ -283,7 +292,7 @@
     return w.renewing;
   }
 
-  // ---- starting, history and catch-up --------------------------------------------------
+  // starting, history and catch-up
   function start() {
     if (!w || w.started) return;
     w.started = w.wantStart = true;
@@ -312,7 +321,7 @@
     var conv = st().conv;
     if (!conv) return Promise.resolve();
     var me = w;
-    // Without a socket, also re-read my unread messages (one page at most), for the read ticks.
+    // Without a socket, re-read my unread messages (a page at most) for the read ticks.
     var after = w.lastId;
     if (!more && !w.wsReady) {
       Object.keys(w.msgs).forEach(function (id) {
@@ -341,13 +350,13 @@
   function retryLater(name, fn) {
     clearTimeout(w.timers[name]);
     var n = (w.tries = (w.tries || 0) + 1);
-    // Exponential backoff with jitter, so a restarted server is not hit by every widget at once.
+    // Backoff with jitter: a restarted server is not hit by every widget at once.
     var delay = Math.min(30000, 500 * Math.pow(2, Math.min(n, 6))) * (0.5 + Math.random() / 2);
     var me = w;
     w.timers[name] = setTimeout(function () { if (w === me) fn(); }, delay);
   }
 
-  // ---- WebSocket (token) or polling (apiKey) -------------------------------------------
+  // WebSocket (token) or polling (apiKey)
   function connect() {
     if (!w || w.ws || w.destroyed) return;
     if (!w.token) { poll(); return; } // an API key must never go into a URL: REST polling only
@@ -457,7 +466,7 @@
     w.ui.status.textContent = state === 'offline' ? w.s.offline : '';
   }
 
-  // ---- messages ------------------------------------------------------------------------
+  // messages
   function add(m, live) {
     if (!m || typeof m.id !== 'number') return;
     var known = w.msgs[m.id];
@@ -594,7 +603,7 @@
     catchUp().catch(function () {});
   }
 
-  // ---- typing, read ticks, unread --------------------------------------------------------
+  // typing, read ticks, unread
   function typing() {
     var conv = st().conv;
     if (!conv) return;
@@ -639,7 +648,7 @@
     if (n !== w.unread) { w.unread = n; emit('unread', n); }
   }
 
-  // ---- the rest of the public API ------------------------------------------------------
+  // the rest of the public API
   function setUser(user) {
     if (!w) { err('setUser() before init()'); return Promise.resolve(false); }
     if (typeOf(user) !== 'object') { err('setUser() needs {name, email, birthdate}'); return Promise.resolve(false); }

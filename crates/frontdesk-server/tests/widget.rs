@@ -1623,3 +1623,80 @@ impl Page {
         let _ = self.client.close().await;
     }
 }
+
+// ---- accessibility ------------------------------------------------------------------------
+
+/// axe-core (npm, `widget/node_modules`; `.ci/run` installs it), run in the page on the open
+/// widget in light and dark, finds no serious or critical violation. axe looks into the open
+/// Shadow DOM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axe_finds_no_serious_violation_in_the_open_widget() {
+    let Some(browser) = Browser::locate("widget") else {
+        return;
+    };
+    let axe_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../widget/node_modules/axe-core/axe.min.js");
+    let axe = std::fs::read_to_string(&axe_path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; install it with `npm ci --prefix widget` (.ci/run does)",
+            axe_path.display()
+        )
+    });
+    let db = TestDb::new(Backend::Sqlite).await;
+    let server = Server::start(&db).await;
+    let partner = register(&server, "localhost").await;
+    let agent = server.agent("agent@example.com", false).await;
+    let site = Site::start();
+    site.put("/axe.js", &axe);
+    site.put("/custom.html", &customized_page(&server.base, &partner.key));
+    let driver = ChromeDriver::start(&browser).await;
+    for dark in [false, true] {
+        let flags: &[&str] = if dark {
+            &[
+                "--force-dark-mode",
+                "--blink-settings=preferredColorScheme=0",
+            ]
+        } else {
+            &[]
+        };
+        let page = Page::open_with(&driver, &browser, flags).await;
+        page.goto(&site.url("/custom.html")).await;
+        page.click(".launcher").await;
+        page.wait_visible(".panel").await;
+        page.type_into("textarea", &format!("{FIRST}{}", char::from(Key::Enter)))
+            .await;
+        page.wait_script(
+            "the message stored",
+            "li.me[data-id] .tick",
+            "return node.dataset.state;",
+            json!("sent"),
+        )
+        .await;
+        if !dark {
+            // An agent's reply in the log too, so both kinds of message are checked.
+            let conversations = list_conversations(&server, &partner, "unique-customer-id").await;
+            let conversation = conversations[0]["id"].as_i64().unwrap_or_default();
+            server.assign(&agent, conversation).await;
+            server.agent_reply(&agent, conversation, REPLY).await;
+            page.wait_contents(&[FIRST, REPLY]).await;
+        }
+        let serious = page
+            .run_async(
+                "const done = arguments[arguments.length - 1];
+                 const script = document.createElement('script');
+                 script.src = '/axe.js';
+                 script.onload = () => axe.run(document, { resultTypes: ['violations'] })
+                   .then(result => done(result.violations
+                     .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                     .map(v => v.id + ': ' + v.help + ' at ' +
+                       v.nodes.map(n => JSON.stringify(n.target)).join(', '))))
+                   .catch(error => done(['axe failed: ' + error]));
+                 script.onerror = () => done(['axe did not load']);
+                 document.head.appendChild(script);",
+                Vec::new(),
+            )
+            .await;
+        assert_eq!(serious, json!([]), "dark: {dark}");
+        page.quit().await;
+    }
+}
