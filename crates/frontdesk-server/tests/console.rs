@@ -17,7 +17,7 @@ use frontdesk_testkit::browser::{artefact_dir, Browser, ChromeDriver};
 use frontdesk_testkit::relay::Relay;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{Backend, Partner, Server, TestDb, WsClient};
+use support::{header, Backend, Partner, Server, TestDb, WsClient};
 
 /// How long the console may take to show what the test expects.
 const WAIT: Duration = Duration::from_secs(10);
@@ -94,15 +94,6 @@ async fn get(client: &reqwest::Client, url: &str) -> reqwest::Response {
         .send()
         .await
         .unwrap_or_else(|e| panic!("GET {url}: {e}"))
-}
-
-fn header(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// The whole agent journey, as an agent sees it, with a live customer on the other side.

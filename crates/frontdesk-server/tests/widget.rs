@@ -24,7 +24,7 @@ use frontdesk_testkit::browser::{artefact_dir, Browser, ChromeDriver};
 use frontdesk_testkit::relay::Relay;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::{Backend, Partner, Server, TestDb};
+use support::{header, Backend, Partner, Server, TestDb};
 
 const WIDGET: &str = include_str!("../../../widget/chat-widget.js");
 /// Chromium flags every session gets (none: the server answers CORS for the partner's domain).
@@ -163,15 +163,6 @@ async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
         .send()
         .await
         .unwrap_or_else(|e| panic!("request: {e}"))
-}
-
-fn header(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 // ---- the guide's snippets on a partner's site ---------------------------------------------

@@ -72,6 +72,16 @@ pub fn retry_after(response: &reqwest::Response) -> Option<u64> {
 }
 
 /// Asserts the JSON error shape and returns its code.
+/// A response header as text, empty when missing or not text.
+pub fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 pub fn error_code(body: &Value) -> String {
     let error = &body["error"];
     assert!(error["message"].is_string(), "no error.message in {body}");
