@@ -291,21 +291,6 @@ mod tests {
         }
     }
 
-    fn stored(row: &NewMessageRow, id: i64) -> MessageRow {
-        MessageRow {
-            id,
-            conversation_id: row.conversation_id,
-            sender_id: row.sender_id.clone(),
-            content: row.content.clone(),
-            is_from_agent: row.is_from_agent,
-            created_at: row.created_at,
-            read_status: row.read_status,
-            metadata: row.metadata.clone(),
-            client_message_id: row.client_message_id.clone(),
-            append_key: row.append_key.clone(),
-        }
-    }
-
     /// What each input was matched with: the stored content and id, or `-` for none.
     fn matched(rows: &[NewMessageRow], stored: Vec<MessageRow>) -> Vec<String> {
         match_inserted(rows, stored)
@@ -323,9 +308,9 @@ mod tests {
             input(2, "c", Some("c1")),
         ];
         let back = vec![
-            stored(&rows[2], 12),
-            stored(&rows[1], 11),
-            stored(&rows[0], 10),
+            NewMessageRow::stored_as(&rows[2], 12),
+            NewMessageRow::stored_as(&rows[1], 11),
+            NewMessageRow::stored_as(&rows[0], 10),
         ];
         assert_eq!(matched(&rows, back), ["a #10", "b #11", "c #12"]);
     }
@@ -338,7 +323,10 @@ mod tests {
             input(1, "other", Some("c2")),
         ];
         // The insert skipped the second: its key was taken by the first.
-        let back = vec![stored(&rows[0], 20), stored(&rows[2], 21)];
+        let back = vec![
+            NewMessageRow::stored_as(&rows[0], 20),
+            NewMessageRow::stored_as(&rows[2], 21),
+        ];
         assert_eq!(matched(&rows, back), ["first #20", "-", "other #21"]);
     }
 
@@ -347,7 +335,7 @@ mod tests {
         let rows = [input(1, "a", Some("c1")), input(1, "b", None)];
         assert_eq!(matched(&rows, Vec::new()), ["-", "-"]);
         // Nor does a row stored for nobody in the batch land on an input.
-        let stranger = stored(&input(1, "z", Some("c9")), 30);
+        let stranger = NewMessageRow::stored_as(&input(1, "z", Some("c9")), 30);
         assert_eq!(matched(&rows, vec![stranger]), ["-", "-"]);
     }
 }

@@ -425,22 +425,6 @@ mod plan {
         }
     }
 
-    /// The row the database returns for `row`, stored as `id`.
-    fn stored(row: &NewMessageRow, id: i64) -> MessageRow {
-        MessageRow {
-            id,
-            conversation_id: row.conversation_id,
-            sender_id: row.sender_id.clone(),
-            content: row.content.clone(),
-            is_from_agent: row.is_from_agent,
-            created_at: row.created_at,
-            read_status: row.read_status,
-            metadata: row.metadata.clone(),
-            client_message_id: row.client_message_id.clone(),
-            append_key: row.append_key.clone(),
-        }
-    }
-
     /// Each outcome as `created <content>`, `duplicate` or `failed <error>`.
     fn shown(outcomes: &[Outcome]) -> Vec<String> {
         outcomes
@@ -468,7 +452,10 @@ mod plan {
         let rows = plan.take_rows();
         let contents: Vec<&str> = rows.iter().map(|r| r.content.as_str()).collect();
         assert_eq!(contents, ["first", "last"], "only the accepted, in order");
-        let inserted = vec![Some(stored(&rows[0], 10)), Some(stored(&rows[1], 11))];
+        let inserted = vec![
+            Some(NewMessageRow::stored_as(&rows[0], 10)),
+            Some(NewMessageRow::stored_as(&rows[1], 11)),
+        ];
         let Ok(Emitted { value, events }) = plan.conclude(inserted, &found, at) else {
             panic!("conclude failed");
         };
@@ -504,7 +491,11 @@ mod plan {
         let mut plan = Plan::decide(&requests, &found, at);
         let rows = plan.take_rows();
         // `b`'s clientMessageId was taken (by an earlier request, or earlier in this batch).
-        let inserted = vec![Some(stored(&rows[0], 5)), None, Some(stored(&rows[2], 6))];
+        let inserted = vec![
+            Some(NewMessageRow::stored_as(&rows[0], 5)),
+            None,
+            Some(NewMessageRow::stored_as(&rows[2], 6)),
+        ];
         let Ok(Emitted { value, events }) = plan.conclude(inserted, &found, at) else {
             panic!("conclude failed");
         };
@@ -519,7 +510,7 @@ mod plan {
         let requests = [request(1, "hi")];
         let mut plan = Plan::decide(&requests, &found, at);
         let rows = plan.take_rows();
-        let inserted = vec![Some(stored(&rows[0], 7))];
+        let inserted = vec![Some(NewMessageRow::stored_as(&rows[0], 7))];
         let Ok(Emitted { value, events }) = plan.conclude(inserted, &found, at) else {
             panic!("conclude failed");
         };

@@ -173,6 +173,25 @@ pub(crate) struct NewMessageRow {
     pub append_key: Option<String>,
 }
 
+#[cfg(test)]
+impl NewMessageRow {
+    /// The row the database returns for `row`, stored as `id`.
+    pub(crate) fn stored_as(row: &NewMessageRow, id: i64) -> MessageRow {
+        MessageRow {
+            id,
+            conversation_id: row.conversation_id,
+            sender_id: row.sender_id.clone(),
+            content: row.content.clone(),
+            is_from_agent: row.is_from_agent,
+            created_at: row.created_at,
+            read_status: row.read_status,
+            metadata: row.metadata.clone(),
+            client_message_id: row.client_message_id.clone(),
+            append_key: row.append_key.clone(),
+        }
+    }
+}
+
 #[derive(Insertable)]
 #[diesel(table_name = customer_sessions)]
 pub(crate) struct NewSessionRow<'a> {
