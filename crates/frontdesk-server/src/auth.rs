@@ -62,20 +62,11 @@ async fn identify(
     let state = state(request)?;
     let client = client_ip(request, &state.trusted_proxies);
     let page = foreign_page(request, &state.trusted_proxies);
-    // In a task of its own: actix drops an extractor's future when a sibling extractor fails
-    // (a bad body), and a SQLite call dropped mid-way leaves its connection busy in the
-    // background, which the pool must not hand out again. The task ends its calls, and gives
-    // its connections back, whoever still waits for it.
-    let lookup = actix_web::rt::spawn(async move {
-        let found = authenticate(&state, &token, accepts, client).await?;
-        if let Some(found) = &found {
-            check_page(&state, &found.identity, page.as_deref()).await?;
-        }
-        Ok::<_, ApiError>((token, found))
-    });
-    lookup
-        .await
-        .map_err(|_| ApiError::unavailable("the credential check did not finish"))?
+    let found = authenticate(&state, &token, accepts, client).await?;
+    if let Some(found) = &found {
+        check_page(&state, &found.identity, page.as_deref()).await?;
+    }
+    Ok((token, found))
 }
 
 const SEND_API_KEY: &str = "send `Authorization: Bearer <your API key>`";
