@@ -545,23 +545,12 @@ mod tests {
     //! The writer's retry after a batch whose commit succeeded although the writer saw an
     //! error (a connection lost during COMMIT, say): the same requests written again.
 
-    use frontdesk_domain::{CustomerId, PartnerRegistration, Secret, Sender};
+    use frontdesk_domain::{CustomerId, Sender};
 
     use super::*;
-    use crate::{Store, StoreConfig};
 
     async fn retry_after_a_commit_stores_nothing_twice(url: &str) {
-        let store = Store::open(&StoreConfig::new(url))
-            .await
-            .unwrap_or_else(|e| panic!("open: {e}"));
-        let registration = PartnerRegistration {
-            name: "Acme".into(),
-            domain: "acme.example.com".into(),
-        };
-        let partner = store
-            .create_partner(&registration, &Secret::presented("fdk_test").hash())
-            .await
-            .unwrap_or_else(|e| panic!("partner: {e}"));
+        let (store, partner) = crate::test_store::with_acme(url).await;
         let ann = CustomerId::parse("ann").unwrap_or_else(|e| panic!("{e}"));
         let conversation = store
             .create_conversation(partner.id, &ann)

@@ -20,6 +20,8 @@ mod rows;
 mod schema;
 mod sessions;
 mod summaries;
+#[cfg(test)]
+mod test_store;
 mod throttle;
 mod write;
 

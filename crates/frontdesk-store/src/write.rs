@@ -121,13 +121,11 @@ mod tests {
     //! appends nothing and wakes nobody.
 
     use frontdesk_domain::customer::CustomerChanges;
-    use frontdesk_domain::{
-        AgentSignup, CustomerId, MessageDraft, PartnerRegistration, Patch, Secret, Sender, Viewer,
-    };
+    use frontdesk_domain::{AgentSignup, CustomerId, MessageDraft, Patch, Sender, Viewer};
     use tokio::sync::broadcast;
 
     use crate::broker::Signal;
-    use crate::{Store, StoreConfig};
+    use crate::Store;
 
     /// What one write left behind: events appended and wake-ups sent.
     struct Trace<'a> {
@@ -158,17 +156,7 @@ mod tests {
     }
 
     async fn only_committed_events_wake(url: &str) {
-        let store = Store::open(&StoreConfig::new(url))
-            .await
-            .unwrap_or_else(|e| panic!("open: {e}"));
-        let registration = PartnerRegistration {
-            name: "Acme".into(),
-            domain: "acme.example.com".into(),
-        };
-        let partner = store
-            .create_partner(&registration, &Secret::presented("fdk_test").hash())
-            .await
-            .unwrap_or_else(|e| panic!("partner: {e}"));
+        let (store, partner) = crate::test_store::with_acme(url).await;
         let signup = |email: &str| AgentSignup {
             email: email.into(),
             name: "Agent".into(),
