@@ -127,7 +127,8 @@ impl LlmClient {
             model: &self.config.model,
             messages,
             stream: on_text.is_some(),
-            tools: wire::tools(),
+            tools: self.config.tools.then(wire::tools),
+            response_format: (!self.config.tools).then(wire::reply_format),
         };
         let mut request = self.http.post(self.config.completions_url()).json(&body);
         if let Some(key) = &self.config.api_key {
@@ -177,7 +178,13 @@ impl LlmClient {
                     .map_err(|_| Retry::Give(LlmError::Truncated))?;
                 let completion: Completion = serde_json::from_str(&text)
                     .map_err(|e| Retry::Give(LlmError::Garbage(e.to_string())))?;
-                wire::reply_of(completion).map_err(|e| Retry::Give(LlmError::Garbage(e)))
+                let reply =
+                    wire::reply_of(completion).map_err(|e| Retry::Give(LlmError::Garbage(e)))?;
+                Ok(if self.config.tools {
+                    reply
+                } else {
+                    wire::structured(reply)
+                })
             }
             Some(on_text) => read_stream(response, first, on_text)
                 .await

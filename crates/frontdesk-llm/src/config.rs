@@ -26,6 +26,10 @@ pub struct LlmConfig {
     /// Consecutive failures that open the circuit breaker, and how long it stays open.
     pub breaker_failures: u32,
     pub breaker_cool_down: Duration,
+    /// Offer `handoff_to_human` as a tool (function calling). Off: the structured-output
+    /// fallback for servers without tools (`response_format` with a JSON schema); its replies
+    /// are not streamed, since the text arrives inside JSON.
+    pub tools: bool,
 }
 
 impl LlmConfig {
@@ -42,6 +46,7 @@ impl LlmConfig {
             max_in_flight: 64,
             breaker_failures: 5,
             breaker_cool_down: Duration::from_secs(30),
+            tools: true,
         }
     }
 
@@ -58,6 +63,7 @@ impl fmt::Debug for LlmConfig {
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("connect_timeout", &self.connect_timeout)
             .field("first_token_timeout", &self.first_token_timeout)
+            .field("tools", &self.tools)
             .field("total_timeout", &self.total_timeout)
             .field("max_retries", &self.max_retries)
             .field("max_in_flight", &self.max_in_flight)

@@ -35,7 +35,11 @@ pub(crate) struct ChatRequest<'a> {
     pub model: &'a str,
     pub messages: &'a [ChatMessage],
     pub stream: bool,
-    pub tools: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Value>,
+    /// The structured-output fallback for servers without function calling.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<Value>,
 }
 
 /// `handoff_to_human(reason)`, offered on every call.
@@ -53,6 +57,52 @@ pub(crate) fn tools() -> Value {
             }
         }
     }])
+}
+
+/// The structured-output fallback (`LlmConfig::tools` off): the model answers with a JSON
+/// object `{"reply": text, "handoff": reason or null}`, constrained by a JSON schema (OpenAI,
+/// vLLM, llama.cpp's server and Ollama all accept `response_format` of type `json_schema`).
+pub(crate) fn reply_format() -> Value {
+    json!({
+        "type": "json_schema",
+        "json_schema": {
+            "name": "support_reply",
+            "strict": true,
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "reply": {"type": "string"},
+                    "handoff": {"type": ["string", "null"],
+                                "description": "Why a human agent should take over, or null."}
+                },
+                "required": ["reply", "handoff"],
+                "additionalProperties": false
+            }
+        }
+    })
+}
+
+/// Reads a fallback answer. A server that ignored the schema and wrote plain text has still
+/// answered: the text is the reply.
+pub(crate) fn structured(reply: Reply) -> Reply {
+    #[derive(Deserialize)]
+    struct Answer {
+        #[serde(default)]
+        reply: String,
+        #[serde(default)]
+        handoff: Option<String>,
+    }
+    match serde_json::from_str::<Answer>(&reply.text) {
+        Ok(answer) => Reply {
+            text: answer.reply.trim().to_owned(),
+            handoff: answer
+                .handoff
+                .filter(|reason| !reason.trim().is_empty())
+                .or(reply.handoff),
+            tokens: reply.tokens,
+        },
+        Err(_) => reply,
+    }
 }
 
 /// What a model call produced.
@@ -167,5 +217,31 @@ mod tests {
             handoff_reason("not json"),
             "the assistant asked for a person"
         );
+    }
+
+    #[test]
+    fn the_structured_fallback_reads_the_reply_and_the_handoff_and_tolerates_plain_text() {
+        let text = |text: &str| Reply {
+            text: text.into(),
+            handoff: None,
+            tokens: Some(3),
+        };
+        assert_eq!(
+            structured(text(r#"{"reply":" Hello ","handoff":null}"#)),
+            Reply {
+                text: "Hello".into(),
+                handoff: None,
+                tokens: Some(3)
+            }
+        );
+        assert_eq!(
+            structured(text(r#"{"reply":"","handoff":"wants a refund"}"#)).handoff,
+            Some("wants a refund".into())
+        );
+        assert_eq!(
+            structured(text(r#"{"reply":"ok","handoff":"  "}"#)).handoff,
+            None
+        );
+        assert_eq!(structured(text("just words")), text("just words"));
     }
 }

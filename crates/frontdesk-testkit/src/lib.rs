@@ -6,6 +6,7 @@
 //! - `api`: the HTTP client underneath, and agent creation through the real CLI;
 //! - `checks`: small assertions on what the API answers (error shape, timestamps, the log);
 //! - `browser`: headless Chromium through chromedriver, for the console and widget tests;
+//! - `fake_model`: an OpenAI-compatible model server, scripted, for automated replies;
 //! - `relay`: a TCP relay the browser tests cut to simulate an outage;
 //! - `ws`, `raw_ws`: a WebSocket client, and hand-built RFC 6455 frames on a bare socket.
 
@@ -13,6 +14,7 @@ pub mod api;
 pub mod browser;
 pub mod checks;
 pub mod db;
+pub mod fake_model;
 pub mod process;
 pub mod raw_ws;
 pub mod relay;

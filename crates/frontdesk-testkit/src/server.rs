@@ -34,7 +34,11 @@ impl Server {
             .env("RUST_LOG", "info")
             .env_remove("FRONTDESK_ADMIN_TOKEN")
             .env_remove("FRONTDESK_REGISTRATION")
-            .env_remove("DATABASE_URL");
+            .env_remove("DATABASE_URL")
+            // Off unless a test turns it on: other tests' histories hold only what they sent.
+            .env("FRONTDESK_AUTOMATED_REPLIES", "off")
+            .env_remove("FRONTDESK_LLM_URL")
+            .env_remove("FRONTDESK_LLM_API_KEY");
         for (key, value) in env {
             command.env(key, value);
         }
