@@ -7,6 +7,7 @@ use time::Date;
 use crate::conversation::Conversation;
 use crate::customer::{serialize_birthdate, Customer, CustomerId};
 use crate::flashback::FlashbackProfile;
+use crate::handoff::Handoff;
 use crate::partner::Partner;
 use crate::timestamp::Timestamp;
 
@@ -17,6 +18,8 @@ pub struct ConversationDetail {
     #[serde(flatten)]
     pub conversation: Conversation,
     pub customer: CustomerCard,
+    /// Set once the automated responder gave the conversation to a person.
+    pub handoff: Option<Handoff>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -43,9 +46,15 @@ pub struct PartnerCard {
 }
 
 impl ConversationDetail {
-    pub fn new(conversation: Conversation, customer: Customer, partner: Partner) -> Self {
+    pub fn new(
+        conversation: Conversation,
+        customer: Customer,
+        partner: Partner,
+        handoff: Option<Handoff>,
+    ) -> Self {
         Self {
             conversation,
+            handoff,
             customer: CustomerCard {
                 id: customer.id,
                 email: customer.email,

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::conversation::{Conversation, ConversationStatus};
 use crate::customer::CustomerId;
 use crate::flashback::Flashback;
+use crate::handoff::Handoff;
 use crate::ids::{AgentId, ConversationId, Cursor, MessageId};
 use crate::message::Message;
 use crate::partner::PartnerId;
@@ -21,6 +22,8 @@ pub enum Event {
     Status(StatusChange),
     Read(ReadReceipt),
     Flashback(FlashbackNotice),
+    /// To agents only: the automated responder gave the conversation to a person.
+    Handoff(HandoffNotice),
 }
 
 impl Event {
@@ -31,6 +34,7 @@ impl Event {
             Event::Status(_) => "status",
             Event::Read(_) => "read",
             Event::Flashback(_) => "flashback",
+            Event::Handoff(_) => "handoff",
         }
     }
 
@@ -75,6 +79,37 @@ pub struct ReadReceipt {
 pub struct FlashbackNotice {
     pub customer_id: CustomerId,
     pub flash_back: Flashback,
+}
+
+/// `{conversationId, reason, at}`: the automated responder stopped for good in this
+/// conversation and a person should take it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HandoffNotice {
+    pub conversation_id: ConversationId,
+    #[serde(flatten)]
+    pub handoff: Handoff,
+}
+
+/// Event kinds only agents hear: the conversation's customer is in their audience for
+/// routing, but neither the live hub nor a replay shows these to a customer's socket.
+pub const AGENT_ONLY_KINDS: &[&str] = &["handoff"];
+
+/// Whether a customer's socket may see events of `kind`.
+pub fn customers_hear(kind: &str) -> bool {
+    !AGENT_ONLY_KINDS.contains(&kind)
+}
+
+/// `{conversationId, replyTo, seq, text}`: a piece of an automated reply while the model
+/// writes it; never stored. `seq` 0 starts (or restarts) the draft answering customer message
+/// `replyTo`; each next `seq` appends `text`. The stored `message` replaces the draft.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageDelta {
+    pub conversation_id: ConversationId,
+    pub reply_to: MessageId,
+    pub seq: u32,
+    pub text: String,
 }
 
 /// `{conversationId, isTyping, isAgent}`: relayed, never stored.

@@ -2,6 +2,8 @@
 //! (contract.md, "Automated replies"). Pure: the server feeds it the conversation, what the
 //! bot has done in it so far, and the customer's words; it says what happens next.
 
+use serde::Serialize;
+
 use crate::conversation::{Conversation, ConversationStatus};
 use crate::timestamp::Timestamp;
 
@@ -16,6 +18,9 @@ pub enum HandoffReason {
     Budget,
     /// The model failed this many times in a row for this conversation.
     ModelFailing,
+    /// The instance was making as many model calls as it allows: the customer is not kept
+    /// waiting in a queue of unknown length.
+    Busy,
 }
 
 impl HandoffReason {
@@ -26,8 +31,18 @@ impl HandoffReason {
             HandoffReason::CustomerAsked => "the customer asked for a person".to_owned(),
             HandoffReason::Budget => "the automated replies' budget is used up".to_owned(),
             HandoffReason::ModelFailing => "the assistant is not answering".to_owned(),
+            HandoffReason::Busy => "the assistant is busy".to_owned(),
         }
     }
+}
+
+/// A conversation's hand-off as agents see it: `handoff` in the agent API, `null` when the
+/// automated responder has not handed it over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Handoff {
+    pub reason: String,
+    pub at: Timestamp,
 }
 
 /// What the bot has done in one conversation.
@@ -41,10 +56,7 @@ pub enum BotState {
         failures: u32,
     },
     /// Final: the bot never speaks in this conversation again.
-    HandedOff {
-        reason: HandoffReason,
-        at: Timestamp,
-    },
+    HandedOff(Handoff),
 }
 
 /// Per-conversation limits.
@@ -132,7 +144,7 @@ impl BotState {
             return Next::Silent;
         }
         let (replies, tokens) = match self {
-            BotState::HandedOff { .. } => return Next::Silent,
+            BotState::HandedOff(_) => return Next::Silent,
             BotState::Fresh => (0, 0),
             BotState::Answering {
                 replies, tokens, ..
@@ -150,7 +162,7 @@ impl BotState {
     /// After a stored automated reply that cost `tokens`.
     pub fn replied(&self, tokens: u64) -> BotState {
         match self {
-            BotState::HandedOff { .. } => self.clone(),
+            BotState::HandedOff(_) => self.clone(),
             BotState::Fresh => BotState::Answering {
                 replies: 1,
                 tokens,
@@ -169,7 +181,7 @@ impl BotState {
     /// After a failed model call: hands off once failures reach the budget.
     pub fn failed(&self, budget: &BotBudget) -> Next {
         let failures = match self {
-            BotState::HandedOff { .. } => return Next::Silent,
+            BotState::HandedOff(_) => return Next::Silent,
             BotState::Fresh => 1,
             BotState::Answering { failures, .. } => failures + 1,
         };
@@ -183,7 +195,7 @@ impl BotState {
     /// The state a failure leaves (when it does not hand off).
     pub fn with_failure(&self) -> BotState {
         match self {
-            BotState::HandedOff { .. } => self.clone(),
+            BotState::HandedOff(_) => self.clone(),
             BotState::Fresh => BotState::Answering {
                 replies: 0,
                 tokens: 0,
@@ -201,8 +213,32 @@ impl BotState {
         }
     }
 
-    pub fn handed_off(reason: HandoffReason, at: Timestamp) -> BotState {
-        BotState::HandedOff { reason, at }
+    pub fn handed_off(reason: &HandoffReason, at: Timestamp) -> BotState {
+        BotState::HandedOff(Handoff {
+            reason: reason.describe(),
+            at,
+        })
+    }
+
+    /// The state as stored: counters, and the hand-off once there is one.
+    pub fn from_stored(replies: u32, tokens: u64, failures: u32, handoff: Option<Handoff>) -> Self {
+        match handoff {
+            Some(handoff) => BotState::HandedOff(handoff),
+            None if replies == 0 && tokens == 0 && failures == 0 => BotState::Fresh,
+            None => BotState::Answering {
+                replies,
+                tokens,
+                failures,
+            },
+        }
+    }
+
+    /// How many automated replies were stored (0 once handed off: it no longer matters).
+    pub fn replies(&self) -> u32 {
+        match self {
+            BotState::Answering { replies, .. } => *replies,
+            _ => 0,
+        }
     }
 }
 
@@ -250,7 +286,7 @@ mod tests {
                 Next::Silent
             );
         }
-        let done = BotState::handed_off(HandoffReason::CustomerAsked, at());
+        let done = BotState::handed_off(&HandoffReason::CustomerAsked, at());
         assert_eq!(
             done.next(&waiting, "Hello?", &budget, PHRASES),
             Next::Silent,

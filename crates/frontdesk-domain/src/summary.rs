@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::conversation::Conversation;
 use crate::customer::CustomerId;
+use crate::handoff::Handoff;
 use crate::message::Message;
 
 /// A conversation with the context a queue needs: who, from which partner, what was said
@@ -18,6 +19,8 @@ pub struct ConversationSummary {
     pub first_message: Option<Message>,
     pub last_message: Option<Message>,
     pub unread_count: i64,
+    /// Set once the automated responder gave the conversation to a person.
+    pub handoff: Option<Handoff>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

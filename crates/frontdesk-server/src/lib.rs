@@ -20,6 +20,7 @@ pub(crate) mod origins;
 pub(crate) mod password_gate;
 pub(crate) mod realtime;
 pub(crate) mod registration_limit;
+pub mod reply_config;
 pub(crate) mod request_guard;
 pub(crate) mod routes;
 pub mod server;

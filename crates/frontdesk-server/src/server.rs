@@ -9,6 +9,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use frontdesk_store::{Store, StoreConfig, Timeouts};
 
+use crate::app::replies::Replies;
 use crate::config::ServeConfig;
 use crate::extract;
 use crate::key_cache::KeyCache;
@@ -29,6 +30,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     AdminToken(#[from] crate::admin_token::AdminTokenFileError),
+    #[error("automated replies: {0}")]
+    Replies(String),
     #[error("server stopped with an error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -52,6 +55,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         sqlite_busy: millis(config.sqlite_busy_timeout_ms),
         append: millis(config.append_timeout_ms),
     };
+    store_config.automated_replies = config.replies.enabled();
     let store = Store::open(&store_config).await?;
     tracing::info!(backend = ?store.backend(), "database ready");
 
@@ -61,9 +65,32 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     // here, on the runtime that runs the tailer), like each worker and the writer; the
     // partner-domain refresh borrows it every 30 s rather than open another.
     let background = store.with_own_pool(1)?;
-    tailer::start(&background, Arc::clone(&hub), Arc::clone(&keys)).await?;
+    let replies = if config.replies.enabled() {
+        // Its jobs run on this runtime, through a pool of their own.
+        let replies = Replies::start(store.with_own_pool(4)?, &config.replies)
+            .map_err(ServeError::Replies)?;
+        match config.replies.llm() {
+            Some(llm) => {
+                tracing::info!(url = %llm.url, model = %llm.model, "automated replies by a model")
+            }
+            None => {
+                tracing::info!("automated replies by the offline responder (no FRONTDESK_LLM_URL)")
+            }
+        }
+        replies
+    } else {
+        tracing::info!("automated replies are off");
+        Replies::off()
+    };
+    tailer::start(
+        &background,
+        Arc::clone(&hub),
+        Arc::clone(&keys),
+        Arc::clone(&replies),
+    )
+    .await?;
 
-    let state = AppState::new(store, Arc::clone(&hub), keys, &config, admin_token);
+    let state = AppState::new(store, Arc::clone(&hub), keys, &config, admin_token, replies);
     // Before listening, so the first preflight already knows every partner's domain.
     state.origins.refresh(&background).await?;
     state.origins.keep_fresh(background);

@@ -43,6 +43,8 @@ pub struct AppState {
     pub registration: Registration,
     /// Digest of the admin token, compared digest to digest.
     pub admin_token: Option<SecretHash>,
+    /// The automated responder (a no-op when it is off).
+    pub replies: Arc<crate::app::replies::Replies>,
 }
 
 impl AppState {
@@ -53,6 +55,7 @@ impl AppState {
         keys: Arc<KeyCache>,
         config: &ServeConfig,
         admin_token: Option<SecretHash>,
+        replies: Arc<crate::app::replies::Replies>,
     ) -> Self {
         let hashing_threads = match config.password_hashes {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -85,6 +88,7 @@ impl AppState {
             origins: Arc::new(PartnerOrigins::new(config.allow_localhost_origins)),
             registration: config.registration,
             admin_token,
+            replies,
         }
     }
 

@@ -48,13 +48,31 @@ FROM unnest(?::text[], ?::bigint[], ?::text[], ?::bigint[], ?::bigint[], ?::bool
                           payload, created_at, position)
 ORDER BY position";
 
+/// One statement for the reply jobs a batch calls for (see replies.rs): a new job, or a burst
+/// raising the trigger of the pending one; none once the conversation was handed off.
+const PG_UPSERT_REPLY_JOBS: &str = "\
+INSERT INTO reply_jobs (conversation_id, trigger_id, attempts, created_at)
+SELECT t.conversation_id, t.trigger_id, 0, ?
+FROM unnest(?::bigint[], ?::bigint[]) AS t (conversation_id, trigger_id)
+JOIN conversations c ON c.id = t.conversation_id
+WHERE c.handoff_at IS NULL
+ON CONFLICT (conversation_id)
+    DO UPDATE SET trigger_id = GREATEST(reply_jobs.trigger_id, excluded.trigger_id)";
+
+/// The same for one conversation on SQLite.
+const SQLITE_UPSERT_REPLY_JOB: &str = "\
+INSERT INTO reply_jobs (conversation_id, trigger_id, attempts, created_at)
+SELECT id, ?, 0, ? FROM conversations WHERE id = ? AND handoff_at IS NULL
+ON CONFLICT (conversation_id)
+    DO UPDATE SET trigger_id = max(reply_jobs.trigger_id, excluded.trigger_id)";
+
 /// The batch steps on PostgreSQL: one statement each, whatever the batch size.
 pub(crate) mod pg {
     use diesel::{ExpressionMethods, QueryDsl, QueryResult, SelectableHelper};
     use diesel_async::{AsyncPgConnection, RunQueryDsl};
     use time::PrimitiveDateTime;
 
-    use super::{match_inserted, PgInsertEvents, PgInsertMessages};
+    use super::{match_inserted, PgInsertEvents, PgInsertMessages, PgUpsertReplyJobs};
     use crate::events::NewEventRow;
     use crate::rows::{ConversationRow, MessageRow, NewMessageRow};
     use crate::schema::conversations;
@@ -119,6 +137,23 @@ pub(crate) mod pg {
         };
         statement.execute(conn).await.map(drop)
     }
+
+    /// `(conversation, trigger)` pairs, one per conversation.
+    pub(crate) async fn upsert_reply_jobs(
+        conn: &mut AsyncPgConnection,
+        triggers: Vec<(i64, i64)>,
+        at: PrimitiveDateTime,
+    ) -> QueryResult<()> {
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        let statement = PgUpsertReplyJobs {
+            created_at: at,
+            conversation_id: triggers.iter().map(|t| t.0).collect(),
+            trigger_id: triggers.iter().map(|t| t.1).collect(),
+        };
+        statement.execute(conn).await.map(drop)
+    }
 }
 
 /// The two array-bound statements as query types of their own: `sql_query` is never kept
@@ -164,6 +199,12 @@ array_statement!(PgInsertMessages, PG_INSERT_MESSAGES,
     append_key: Vec<Option<String>> => Array<Nullable<Text>>,
     created_at: PrimitiveDateTime => Timestamp,
     updated_at: PrimitiveDateTime => Timestamp,
+);
+
+array_statement!(PgUpsertReplyJobs, PG_UPSERT_REPLY_JOBS,
+    created_at: PrimitiveDateTime => Timestamp,
+    conversation_id: Vec<i64> => Array<BigInt>,
+    trigger_id: Vec<i64> => Array<BigInt>,
 );
 
 array_statement!(PgInsertEvents, PG_INSERT_EVENTS,
@@ -232,6 +273,22 @@ pub(crate) mod sqlite {
                 .execute(conn)?;
         }
         Ok(stored)
+    }
+
+    pub(crate) fn upsert_reply_jobs(
+        conn: &mut SqliteConnection,
+        triggers: Vec<(i64, i64)>,
+        at: PrimitiveDateTime,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Timestamp};
+        for (conversation, trigger) in triggers {
+            diesel::sql_query(super::SQLITE_UPSERT_REPLY_JOB)
+                .bind::<BigInt, _>(trigger)
+                .bind::<Timestamp, _>(at)
+                .bind::<BigInt, _>(conversation)
+                .execute(conn)?;
+        }
+        Ok(())
     }
 
     pub(crate) fn insert_events(

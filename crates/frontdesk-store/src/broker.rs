@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use frontdesk_domain::event::MessageDelta;
 use frontdesk_domain::{AgentId, Audience, CustomerId, PartnerId, SecretHash, Typing};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -21,7 +22,7 @@ use crate::pool::{with_conn, Pool};
 
 /// The channel instances LISTEN on. Payload: empty (new events, sent by the trigger of
 /// migrations/postgres/…_event_log_triggers, which also takes the event-log lock), `t` + typing
-/// JSON, or `r` + a revoked credential's digest.
+/// JSON, `d` + a reply delta's JSON, or `r` + a revoked credential's digest.
 const CHANNEL: &str = "frontdesk_events";
 
 /// Signals a feed may be waiting for at once (a lagging feed reads the log anyway).
@@ -32,6 +33,7 @@ pub(crate) enum Signal {
     /// Something was appended to the log.
     Events,
     Typing(TypingSignal),
+    Delta(DeltaSignal),
     /// A credential (by digest) stopped speaking: sockets that used it must close.
     Revoked(SecretHash),
 }
@@ -54,15 +56,42 @@ impl Origin {
     }
 }
 
+/// Who hears a signal that is never stored: an `Audience` as it travels between instances.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Route {
+    partner: i64,
+    customer: String,
+    agent: Option<i64>,
+    all_agents: bool,
+}
+
+impl Route {
+    fn of(audience: &Audience) -> Self {
+        Self {
+            partner: audience.partner.0,
+            customer: audience.customer.as_str().to_owned(),
+            agent: audience.agent.map(|agent| agent.0),
+            all_agents: audience.all_agents,
+        }
+    }
+
+    fn audience(&self) -> Audience {
+        Audience {
+            partner: PartnerId(self.partner),
+            customer: CustomerId::from_stored(self.customer.clone()),
+            agent: self.agent.map(AgentId),
+            all_agents: self.all_agents,
+        }
+    }
+}
+
 /// A typing indicator on its way to every instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TypingSignal {
     /// The sender, which does not hear its own typing.
     pub origin: Origin,
-    partner: i64,
-    customer: String,
-    agent: Option<i64>,
-    all_agents: bool,
+    #[serde(flatten)]
+    route: Route,
     pub typing: Typing,
 }
 
@@ -70,21 +99,34 @@ impl TypingSignal {
     pub fn new(origin: Origin, audience: &Audience, typing: Typing) -> Self {
         Self {
             origin,
-            partner: audience.partner.0,
-            customer: audience.customer.as_str().to_owned(),
-            agent: audience.agent.map(|agent| agent.0),
-            all_agents: audience.all_agents,
+            route: Route::of(audience),
             typing,
         }
     }
 
     pub fn audience(&self) -> Audience {
-        Audience {
-            partner: PartnerId(self.partner),
-            customer: CustomerId::from_stored(self.customer.clone()),
-            agent: self.agent.map(AgentId),
-            all_agents: self.all_agents,
+        self.route.audience()
+    }
+}
+
+/// A piece of an automated reply on its way to every instance (never stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeltaSignal {
+    #[serde(flatten)]
+    route: Route,
+    pub delta: MessageDelta,
+}
+
+impl DeltaSignal {
+    pub fn new(audience: &Audience, delta: MessageDelta) -> Self {
+        Self {
+            route: Route::of(audience),
+            delta,
         }
+    }
+
+    pub fn audience(&self) -> Audience {
+        self.route.audience()
     }
 }
 
@@ -248,15 +290,22 @@ fn encode(signal: &Signal) -> Result<String, StoreError> {
             "t{}",
             serde_json::to_string(typing).map_err(|e| StoreError::Corrupt(e.to_string()))?
         ),
+        Signal::Delta(delta) => format!(
+            "d{}",
+            serde_json::to_string(delta).map_err(|e| StoreError::Corrupt(e.to_string()))?
+        ),
         Signal::Revoked(credential) => format!("r{}", credential.as_str()),
     })
 }
 
-/// `t<json>` is typing, `r<hex digest>` a revocation, anything else (the log trigger's empty
-/// payload) new events.
+/// `t<json>` is typing, `d<json>` a reply's delta, `r<hex digest>` a revocation, anything else
+/// (the log trigger's empty payload) new events.
 fn decode(payload: &str) -> Signal {
     if let Some(digest) = payload.strip_prefix('r') {
         return Signal::Revoked(SecretHash::from_stored(digest.to_owned()));
+    }
+    if let Some(json) = payload.strip_prefix('d') {
+        return serde_json::from_str(json).map_or(Signal::Events, Signal::Delta);
     }
     payload
         .strip_prefix('t')

@@ -6,6 +6,8 @@ use frontdesk_domain::{
     AgentId, Audience, ConversationId, Cursor, CustomerId, PartnerId, Recipient,
 };
 
+use frontdesk_domain::event::AGENT_ONLY_KINDS;
+
 use crate::error::StoreError;
 use crate::pool::with_conn;
 use crate::schema::events;
@@ -106,6 +108,7 @@ impl Store {
                     query
                         .filter(events::partner_id.eq(partner.0))
                         .filter(events::customer_id.eq(customer.as_str()))
+                        .filter(events::kind.ne_all(AGENT_ONLY_KINDS))
                         .load(conn)
                         .await?
                 }

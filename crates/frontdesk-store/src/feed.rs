@@ -9,7 +9,7 @@ use std::time::Duration;
 use frontdesk_domain::{Cursor, SecretHash};
 use tokio::sync::broadcast;
 
-use crate::broker::{Signal, TypingSignal};
+use crate::broker::{DeltaSignal, Signal, TypingSignal};
 use crate::error::StoreError;
 use crate::events::StoredEvent;
 use crate::Store;
@@ -25,6 +25,8 @@ pub enum FeedItem {
     /// New events, in cursor order, each exactly once.
     Events(Vec<StoredEvent>),
     Typing(TypingSignal),
+    /// A piece of an automated reply being written.
+    Delta(DeltaSignal),
     /// A credential was revoked (logout, key rotation) on some instance.
     Revoked(SecretHash),
 }
@@ -58,6 +60,11 @@ impl Store {
     /// Sends a typing indicator to every instance's feed (never stored).
     pub async fn publish_typing(&self, signal: TypingSignal) -> Result<(), StoreError> {
         self.broker.publish(Signal::Typing(signal)).await
+    }
+
+    /// Sends a piece of an automated reply to every instance's feed (never stored).
+    pub async fn publish_delta(&self, signal: DeltaSignal) -> Result<(), StoreError> {
+        self.broker.publish(Signal::Delta(signal)).await
     }
 
     /// Tells every instance's feed that `credential` no longer speaks (never stored: a lost
@@ -121,6 +128,10 @@ impl EventFeed {
         match signal {
             Ok(Signal::Typing(typing)) => {
                 self.ephemeral.push_back(FeedItem::Typing(typing));
+                false
+            }
+            Ok(Signal::Delta(delta)) => {
+                self.ephemeral.push_back(FeedItem::Delta(delta));
                 false
             }
             Ok(Signal::Revoked(credential)) => {

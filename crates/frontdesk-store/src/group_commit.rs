@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use diesel_async::AsyncConnection;
 use frontdesk_domain::{
-    Audience, Conversation, ConversationId, Event, Message, MessageDraft, Timestamp, Viewer,
+    Audience, Conversation, ConversationId, ConversationStatus, Event, Message, MessageDraft,
+    Timestamp, Viewer,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -72,13 +73,20 @@ pub(crate) fn start(
     broker: Broker,
     health: StorageHealth,
     deadline: Duration,
+    replies: Replies,
 ) -> Writer {
     let (jobs, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(pool, broker, health, rx));
+    tokio::spawn(run(pool, broker, health, replies, rx));
     Writer { jobs, deadline }
 }
 
-async fn run(pool: Pool, broker: Broker, health: StorageHealth, mut rx: mpsc::Receiver<AppendJob>) {
+async fn run(
+    pool: Pool,
+    broker: Broker,
+    health: StorageHealth,
+    replies: Replies,
+    mut rx: mpsc::Receiver<AppendJob>,
+) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         jobs.push(first);
@@ -94,9 +102,9 @@ async fn run(pool: Pool, broker: Broker, health: StorageHealth, mut rx: mpsc::Re
         if jobs.is_empty() {
             continue;
         }
-        let (requests, replies): (Vec<Request>, Vec<_>) =
+        let (requests, answers): (Vec<Request>, Vec<_>) =
             jobs.drain(..).map(|job| (job.request, job.reply)).unzip();
-        let batch = write_batch(&pool, &requests).await;
+        let batch = write_batch(&pool, &requests, replies).await;
         health.note(&batch);
         let (outcomes, failed) = match batch {
             Ok(outcomes) => (outcomes, false),
@@ -112,14 +120,17 @@ async fn run(pool: Pool, broker: Broker, health: StorageHealth, mut rx: mpsc::Re
             Err(error) => {
                 let size = requests.len();
                 tracing::warn!(%error, size, "batch failed; writing one by one");
-                (one_by_one(&pool, &health, &requests, &replies).await, true)
+                (
+                    one_by_one(&pool, &health, replies, &requests, &answers).await,
+                    true,
+                )
             }
         };
         // After a failure too: a commit may have succeeded before the error.
         if failed || outcomes.iter().any(|o| matches!(o, Outcome::Created(_))) {
             broker.events_committed();
         }
-        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+        for (reply, outcome) in answers.into_iter().zip(outcomes) {
             // A caller that went away still had its message stored; a retry finds it.
             let _ = reply.send(outcome);
         }
@@ -133,6 +144,7 @@ async fn run(pool: Pool, broker: Broker, health: StorageHealth, mut rx: mpsc::Re
 async fn one_by_one(
     pool: &Pool,
     health: &StorageHealth,
+    jobs: Replies,
     requests: &[Request],
     replies: &[oneshot::Sender<Outcome>],
 ) -> Vec<Outcome> {
@@ -152,7 +164,7 @@ async fn one_by_one(
             ))));
             continue;
         }
-        let single = write_batch(pool, std::slice::from_ref(request)).await;
+        let single = write_batch(pool, std::slice::from_ref(request), jobs).await;
         health.note(&single);
         outcomes.push(match single {
             Ok(mut single) => single.pop().unwrap_or(Outcome::Duplicate),
@@ -170,7 +182,11 @@ async fn one_by_one(
 /// One transaction for the whole batch, in a fixed number of statements whatever its size:
 /// lock its conversations, insert its messages (touching their conversations), append the
 /// events. The messages of one conversation keep their submission order.
-async fn write_batch(pool: &Pool, requests: &[Request]) -> Result<Vec<Outcome>, StoreError> {
+async fn write_batch(
+    pool: &Pool,
+    requests: &[Request],
+    replies: Replies,
+) -> Result<Vec<Outcome>, StoreError> {
     let mut conversation_ids: Vec<i64> =
         requests.iter().map(|r| r.draft.conversation_id.0).collect();
     conversation_ids.sort_unstable();
@@ -185,6 +201,7 @@ async fn write_batch(pool: &Pool, requests: &[Request]) -> Result<Vec<Outcome>, 
                 let inserted = pg::insert_messages(conn, plan.take_rows(), at).await?;
                 let Emitted { value, events } = plan.conclude(inserted, &found, at)?;
                 pg::insert_events(conn, events).await?;
+                pg::upsert_reply_jobs(conn, replies.triggers(&value), at).await?;
                 Ok(value)
             })
             .await
@@ -201,11 +218,50 @@ async fn write_batch(pool: &Pool, requests: &[Request]) -> Result<Vec<Outcome>, 
                         let inserted = sqlite::insert_messages(conn, plan.take_rows(), at)?;
                         let Emitted { value, events } = plan.conclude(inserted, &found, at)?;
                         sqlite::insert_events(conn, events)?;
+                        sqlite::upsert_reply_jobs(conn, replies.triggers(&value), at)?;
                         Ok(value)
                     }))
                 })
                 .await?
         }
+    }
+}
+
+/// Whether customer messages in waiting conversations get a reply job in their commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Replies {
+    Off,
+    On,
+}
+
+impl Replies {
+    /// For each conversation where a customer's new message now waits for an agent, the
+    /// newest such message: the reply it calls for must have seen it.
+    fn triggers(self, outcomes: &[Outcome]) -> Vec<(i64, i64)> {
+        if self == Replies::Off {
+            return Vec::new();
+        }
+        let mut newest: HashMap<i64, i64> = HashMap::new();
+        for outcome in outcomes {
+            let Outcome::Created(appended) = outcome else {
+                continue;
+            };
+            let conversation = &appended.conversation;
+            if appended.message.sender.is_agent_side()
+                || conversation.status != ConversationStatus::Waiting
+                || conversation.agent_id.is_some()
+            {
+                continue;
+            }
+            let id = appended.message.id.0;
+            newest
+                .entry(conversation.id.0)
+                .and_modify(|n| *n = (*n).max(id))
+                .or_insert(id);
+        }
+        let mut triggers: Vec<(i64, i64)> = newest.into_iter().collect();
+        triggers.sort_unstable();
+        triggers
     }
 }
 
@@ -308,23 +364,7 @@ fn accept(
         draft,
         conversation.ok_or(StoreError::NotFound(Entity::Conversation))?,
     )?;
-    let metadata = draft
-        .metadata
-        .as_ref()
-        .map(serde_json::to_string)
-        .transpose()
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(NewMessageRow {
-        conversation_id: draft.conversation_id.0,
-        sender_id: draft.sender.to_string(),
-        content: draft.content.clone(),
-        is_from_agent: draft.sender.is_agent_side(),
-        created_at: at,
-        read_status: false,
-        metadata,
-        client_message_id: draft.client_message_id.clone(),
-        append_key: request.append_key.clone(),
-    })
+    NewMessageRow::from_draft(draft, at, request.append_key.clone())
 }
 
 impl Writer {
@@ -573,13 +613,13 @@ mod tests {
             request("with id", Some("c-1"), None),
             request("another", None, Some("key-2")),
         ];
-        let first = write_batch(&store.pool, &batch)
+        let first = write_batch(&store.pool, &batch, Replies::Off)
             .await
             .unwrap_or_else(|e| panic!("first: {e}"));
         assert!(first.iter().all(|o| matches!(o, Outcome::Created(_))));
         // The writer's retry, one by one, as after a failed batch.
         for single in &batch {
-            let again = write_batch(&store.pool, std::slice::from_ref(single))
+            let again = write_batch(&store.pool, std::slice::from_ref(single), Replies::Off)
                 .await
                 .unwrap_or_else(|e| panic!("retry: {e}"));
             assert!(matches!(again.as_slice(), [Outcome::Duplicate]));

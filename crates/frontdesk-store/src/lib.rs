@@ -16,6 +16,7 @@ mod lifecycle;
 mod messages;
 mod partners;
 mod pool;
+mod replies;
 mod rows;
 mod schema;
 mod sessions;
@@ -25,13 +26,14 @@ mod test_store;
 mod throttle;
 mod write;
 
-pub use broker::{Origin, TypingSignal};
+pub use broker::{DeltaSignal, Origin, TypingSignal};
 pub use error::{DatabaseError, Entity, StoreError};
 pub use events::StoredEvent;
 pub use feed::{EventFeed, FeedItem};
 pub use group_commit::MAX_BATCH as MAX_APPEND_BATCH;
 pub use messages::Appended;
 pub use pool::{Backend, StoreConfig, Timeouts};
+pub use replies::{reply_id, Finished, ReplyJob, ReplyOutcome, HANDOFF_NOTICE_ID};
 pub use sessions::CustomerSession;
 pub use throttle::ThrottleCount;
 
@@ -68,6 +70,11 @@ impl Store {
                 broker.clone(),
                 health.clone(),
                 config.timeouts.append,
+                if config.automated_replies {
+                    group_commit::Replies::On
+                } else {
+                    group_commit::Replies::Off
+                },
             ),
             health,
             pool,

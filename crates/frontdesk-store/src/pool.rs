@@ -51,6 +51,9 @@ pub struct StoreConfig {
     pub max_connections: usize,
     /// How long a database may keep one caller waiting.
     pub timeouts: Timeouts,
+    /// Whether a customer's message in a waiting conversation records a reply job in its own
+    /// commit (the automated responder is on).
+    pub automated_replies: bool,
 }
 
 /// Bounds on waiting for the database, so one stuck row or a locked file costs its own
@@ -85,6 +88,7 @@ impl StoreConfig {
             database_url: database_url.into(),
             max_connections: 16,
             timeouts: Timeouts::default(),
+            automated_replies: false,
         }
     }
 }

@@ -173,6 +173,33 @@ pub(crate) struct NewMessageRow {
     pub append_key: Option<String>,
 }
 
+impl NewMessageRow {
+    /// The row for a checked draft, stored at `at`.
+    pub(crate) fn from_draft(
+        draft: &frontdesk_domain::MessageDraft,
+        at: PrimitiveDateTime,
+        append_key: Option<String>,
+    ) -> Result<Self, StoreError> {
+        let metadata = draft
+            .metadata
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(NewMessageRow {
+            conversation_id: draft.conversation_id.0,
+            sender_id: draft.sender.to_string(),
+            content: draft.content.clone(),
+            is_from_agent: draft.sender.is_agent_side(),
+            created_at: at,
+            read_status: false,
+            metadata,
+            client_message_id: draft.client_message_id.clone(),
+            append_key,
+        })
+    }
+}
+
 #[cfg(test)]
 impl NewMessageRow {
     /// The row the database returns for `row`, stored as `id`.

@@ -44,6 +44,22 @@ diesel::table! {
         status -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        bot_replies -> BigInt,
+        bot_tokens -> BigInt,
+        bot_failures -> BigInt,
+        handoff_reason -> Nullable<Text>,
+        handoff_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    reply_jobs (conversation_id) {
+        conversation_id -> BigInt,
+        trigger_id -> BigInt,
+        owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        attempts -> BigInt,
+        created_at -> Timestamp,
     }
 }
 
@@ -104,6 +120,7 @@ diesel::table! {
 }
 
 diesel::joinable!(messages -> conversations (conversation_id));
+diesel::joinable!(reply_jobs -> conversations (conversation_id));
 diesel::joinable!(agent_sessions -> agents (agent_id));
 diesel::allow_tables_to_appear_in_same_query!(
     partners,
@@ -115,4 +132,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     events,
     agent_sessions,
     throttle_counters,
+    reply_jobs,
 );

@@ -41,6 +41,8 @@ impl Store {
             .iter()
             .map(|c| c.customer_id.as_str().to_owned())
             .collect();
+        let conversation_ids: Vec<_> = conversations.iter().map(|c| c.id).collect();
+        let handoffs = self.handoffs(&conversation_ids).await?;
         let mut db = self.pool.get().await?;
         let (partner_rows, customer_rows, bounds, unread): Names = with_conn!(db, |conn| {
             let partner_rows = partners::table
@@ -131,6 +133,7 @@ impl Store {
                     first_message: first.and_then(|id| edges.get(&id).cloned()),
                     last_message: last.and_then(|id| edges.get(&id).cloned()),
                     unread_count: unread.get(&conversation.id.0).copied().unwrap_or(0),
+                    handoff: handoffs.get(&conversation.id).cloned(),
                     conversation,
                 }
             })

@@ -86,7 +86,13 @@ pub(crate) async fn detail(
         .customer(conversation.partner_id, &conversation.customer_id)
         .await?;
     let partner = state.store.partner(conversation.partner_id).await?;
-    Ok(ConversationDetail::new(conversation, customer, partner))
+    let handoff = state.store.handoffs(&[id]).await?.remove(&id);
+    Ok(ConversationDetail::new(
+        conversation,
+        customer,
+        partner,
+        handoff,
+    ))
 }
 
 /// The agent takes the conversation; another agent's is refused (409).

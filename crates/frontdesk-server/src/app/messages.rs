@@ -51,12 +51,11 @@ async fn append(
 ) -> Result<Appended, ApiError> {
     let appended = state.store.append_message(viewer, draft).await?;
     if awaits_reply(&appended) {
-        // A customer spoke and no agent holds the conversation: the automated responder
-        // (contract.md, "Automated replies") answers from here.
-        tracing::debug!(
-            conversation = appended.conversation.id.0,
-            "waiting for an agent"
-        );
+        // A customer spoke and no agent holds the conversation: the commit left a reply job,
+        // which the automated responder takes from here, never on this request's time.
+        state
+            .replies
+            .trigger(appended.conversation.id, appended.message.id);
     }
     Ok(appended)
 }
@@ -66,6 +65,7 @@ fn awaits_reply(appended: &Appended) -> bool {
     appended.created
         && !appended.message.sender.is_agent_side()
         && appended.conversation.status == ConversationStatus::Waiting
+        && appended.conversation.agent_id.is_none()
 }
 
 /// A page of a conversation's history, oldest first.

@@ -12,4 +12,5 @@ pub(crate) mod identity;
 pub(crate) mod messages;
 pub(crate) mod partners;
 pub(crate) mod read;
+pub(crate) mod replies;
 pub(crate) mod typing;

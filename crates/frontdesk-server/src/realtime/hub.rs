@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
-use frontdesk_domain::event::{event_frame, plain_frame};
+use frontdesk_domain::event::{customers_hear, event_frame, plain_frame};
 use frontdesk_domain::{AgentId, Audience, Cursor, CustomerId, PartnerId, Recipient, SecretHash};
-use frontdesk_store::{Origin, StoredEvent, TypingSignal};
+use frontdesk_store::{DeltaSignal, Origin, StoredEvent, TypingSignal};
 use rand::Rng;
 use tokio::sync::{mpsc, Notify};
 
@@ -290,9 +290,27 @@ impl Hub {
                 cursor: Some(event.id),
                 text: ByteString::from(event_frame(&event.kind, &event.payload, event.id)),
             }));
-            for id in registry.audience(&event.audience, None) {
+            let mut audience = registry.audience(&event.audience, None);
+            if !customers_hear(&event.kind) {
+                registry.drop_customers(&mut audience, &event.audience);
+            }
+            for id in audience {
                 registry.offer(id, outbound.clone());
             }
+        }
+    }
+
+    /// A piece of an automated reply, to the conversation's sockets; dropped for a socket
+    /// whose queue is half full, like typing (the stored message follows anyway).
+    pub fn dispatch_delta(&self, signal: &DeltaSignal) {
+        let outbound = Outbound::Frame(Arc::new(Frame {
+            cursor: None,
+            text: ByteString::from(plain_frame("messageDelta", &signal.delta)),
+        }));
+        let mut registry = self.registry();
+        let reserve = self.queue / 2;
+        for id in registry.audience(&signal.audience(), None) {
+            registry.offer_ephemeral(id, outbound.clone(), reserve);
         }
     }
 
@@ -323,6 +341,16 @@ impl Hub {
 }
 
 impl Registry {
+    /// Removes from `ids` the connections of `audience`'s customer.
+    fn drop_customers(&self, ids: &mut Vec<u64>, audience: &Audience) {
+        if let Some(set) = self
+            .customers
+            .get(&(audience.partner, audience.customer.clone()))
+        {
+            ids.retain(|id| !set.contains(id));
+        }
+    }
+
     /// The local connections that hear `audience`, each once, except `skip`.
     fn audience(&self, audience: &Audience, skip: Option<u64>) -> Vec<u64> {
         let mut ids: Vec<u64> = Vec::new();

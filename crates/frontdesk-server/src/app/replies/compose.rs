@@ -1,0 +1,113 @@
+//! Writing the reply: the model (streamed as `messageDelta` frames), or the offline responder.
+
+use frontdesk_domain::handoff::HandoffReason;
+use frontdesk_domain::Message;
+use frontdesk_llm::prompt::{self, PromptInput};
+use frontdesk_llm::{LlmClient, LlmError, OfflineResponder};
+use frontdesk_store::{ReplyJob, Store};
+use tokio::sync::mpsc;
+
+use super::progress;
+
+/// The built-in system prompt (`--llm-system-prompt-file` replaces it).
+pub(super) const DEFAULT_SYSTEM_PROMPT: &str = "You are a friendly, concise customer-support \
+assistant. Answer in the customer's language, in a few sentences, from what the conversation \
+says. Never invent order details, prices or policies you were not told. When the customer \
+asks for a person, is upset, or needs something you cannot do, call handoff_to_human.";
+
+pub(super) enum Composer {
+    Model {
+        /// Boxed: the client is large, and there is one composer per instance.
+        client: Box<LlmClient>,
+        system: String,
+        history_tokens: usize,
+        /// Streamed with deltas (tools on), or whole (the structured-output fallback).
+        streamed: bool,
+    },
+    Offline(OfflineResponder),
+}
+
+pub(super) enum Composed {
+    Text {
+        text: String,
+        tokens: u64,
+    },
+    HandOff(HandoffReason),
+    /// Nothing to say (the offline responder greeted already).
+    Nothing,
+}
+
+impl Composer {
+    pub(super) async fn compose(
+        &self,
+        store: &Store,
+        job: &ReplyJob,
+        history: &[Message],
+    ) -> Result<Composed, LlmError> {
+        let (client, system, history_tokens, streamed) = match self {
+            Composer::Offline(offline) => {
+                return Ok(match offline.reply(history) {
+                    Some(text) => Composed::Text { text, tokens: 0 },
+                    None => Composed::Nothing,
+                })
+            }
+            Composer::Model {
+                client,
+                system,
+                history_tokens,
+                streamed,
+            } => (client, system, *history_tokens, *streamed),
+        };
+        let conversation = &job.conversation;
+        // What the prompt may say of the customer and the partner; a failed look-up leaves
+        // it out rather than fail the reply.
+        let flashback = store
+            .customer(conversation.partner_id, &conversation.customer_id)
+            .await
+            .ok()
+            .and_then(|customer| customer.flashback);
+        let partner = store
+            .partner(conversation.partner_id)
+            .await
+            .map(|p| p.name)
+            .unwrap_or_default();
+        let messages = prompt::build(&PromptInput {
+            system,
+            partner_name: &partner,
+            history,
+            flashback: flashback.as_ref(),
+            token_budget: history_tokens,
+        });
+        let reply = if streamed {
+            let (pieces, heard) = mpsc::unbounded_channel::<String>();
+            let call = async {
+                let pieces = pieces;
+                let reply = client
+                    .stream(&messages, &mut |text: &str| {
+                        let _ = pieces.send(text.to_owned());
+                    })
+                    .await;
+                drop(pieces);
+                reply
+            };
+            let relay = progress::relay_deltas(store, conversation, job.trigger, heard);
+            tokio::join!(call, relay).0?
+        } else {
+            client.complete(&messages).await?
+        };
+        if let Some(reason) = reply.handoff {
+            return Ok(Composed::HandOff(HandoffReason::Model(reason)));
+        }
+        let tokens = reply.tokens.unwrap_or_else(|| {
+            let prompt: usize = messages
+                .iter()
+                .map(|m| prompt::estimate_tokens(&m.content))
+                .sum();
+            (prompt + prompt::estimate_tokens(&reply.text)) as u64
+        });
+        Ok(Composed::Text {
+            text: reply.text,
+            tokens,
+        })
+    }
+}

@@ -1,0 +1,100 @@
+//! What the conversation's sockets see while a reply is written: `typing` from the agent side,
+//! and `messageDelta` pieces of the text. Neither is stored; both go to every instance.
+
+use std::time::Duration;
+
+use frontdesk_domain::event::MessageDelta;
+use frontdesk_domain::{Audience, Conversation, MessageId};
+use frontdesk_store::{DeltaSignal, Origin, Store, TypingSignal};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// At most one delta frame per conversation this often: tokens arrive far faster than a
+/// reader (or a NOTIFY channel) needs them.
+const DELTA_INTERVAL: Duration = Duration::from_millis(40);
+/// The longest piece one frame carries (a NOTIFY payload must stay under 8000 bytes).
+const MAX_PIECE_CHARS: usize = 1_000;
+
+/// The typing indicator of the bot in one conversation.
+pub(super) struct Typing<'a> {
+    store: &'a Store,
+    audience: Audience,
+    conversation: Conversation,
+}
+
+impl<'a> Typing<'a> {
+    pub(super) fn new(store: &'a Store, conversation: &Conversation) -> Self {
+        Self {
+            store,
+            audience: Audience::conversation(conversation),
+            conversation: conversation.clone(),
+        }
+    }
+
+    pub(super) async fn set(&self, on: bool) {
+        let typing = frontdesk_domain::Typing {
+            conversation_id: self.conversation.id,
+            is_typing: on,
+            is_agent: true,
+        };
+        // No socket is named "bot": every connection of the conversation hears it.
+        let signal = TypingSignal::new(Origin::new("bot"), &self.audience, typing);
+        if let Err(error) = self.store.publish_typing(signal).await {
+            tracing::warn!(conversation = self.conversation.id.0, %error, on, "bot typing not sent");
+        }
+    }
+}
+
+/// Publishes the model's text as it arrives, coalesced, until the model is done (the sender
+/// side of `pieces` is dropped). The last piece goes out at once.
+pub(super) async fn relay_deltas(
+    store: &Store,
+    conversation: &Conversation,
+    reply_to: MessageId,
+    mut pieces: mpsc::UnboundedReceiver<String>,
+) {
+    let audience = Audience::conversation(conversation);
+    let mut seq = 0u32;
+    let mut due = Instant::now();
+    while let Some(first) = pieces.recv().await {
+        let mut text = first;
+        let ended = loop {
+            if Instant::now() >= due || text.chars().count() >= MAX_PIECE_CHARS {
+                break false;
+            }
+            match tokio::time::timeout_at(due, pieces.recv()).await {
+                Ok(Some(more)) => text.push_str(&more),
+                Ok(None) => break true,
+                Err(_) => break false,
+            }
+        };
+        for piece in split(&text) {
+            let delta = MessageDelta {
+                conversation_id: conversation.id,
+                reply_to,
+                seq,
+                text: piece,
+            };
+            seq += 1;
+            if let Err(error) = store
+                .publish_delta(DeltaSignal::new(&audience, delta))
+                .await
+            {
+                tracing::debug!(conversation = conversation.id.0, %error, "reply delta not sent");
+            }
+        }
+        due = Instant::now() + DELTA_INTERVAL;
+        if ended {
+            break;
+        }
+    }
+}
+
+/// `text` in pieces of at most `MAX_PIECE_CHARS` characters.
+fn split(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    chars
+        .chunks(MAX_PIECE_CHARS)
+        .map(|chunk| chunk.iter().collect())
+        .collect()
+}
