@@ -48,6 +48,7 @@ where
             "events",
             "messages",
             "partners",
+            "reply_jobs",
             "throttle_counters"
         ]
     );

@@ -45,7 +45,7 @@ async fn postgres_databases_come_migrated_from_the_template_or_empty() {
             migration_count(),
             "every migration is applied in a copy"
         );
-        assert_eq!(public_tables(db).await, 10, "nine tables and diesel's own");
+        assert_eq!(public_tables(db).await, 11, "ten tables and diesel's own");
     }
     let names: Vec<String> = made
         .iter()
