@@ -80,13 +80,14 @@ pub struct RunArgs {
     pub postgres_url: Option<String>,
 }
 
-pub const SCENARIOS: [&str; 6] = [
+pub const SCENARIOS: [&str; 7] = [
     "ingest",
     "e2e",
     "connections",
     "fanout",
     "reconnect",
     "history",
+    "replies",
 ];
 
 /// How big each scenario is.
@@ -122,6 +123,12 @@ pub struct Sizes {
     pub history_secs: f64,
     pub history_clients: usize,
     pub history_page: usize,
+    /// Waiting conversations the paced POST load of the replies scenario writes into.
+    pub replies_conversations: usize,
+    pub replies_post_rate: f64,
+    pub replies_post_secs: f64,
+    /// Conversations that get a message at once, for the reply latency.
+    pub replies_concurrent: usize,
 }
 
 impl Sizes {
@@ -171,6 +178,10 @@ impl Sizes {
             history_secs: 10.0,
             history_clients: 8,
             history_page: 50,
+            replies_conversations: 200,
+            replies_post_rate: 100.0,
+            replies_post_secs: 10.0,
+            replies_concurrent: 500,
         }
     }
 
@@ -197,6 +208,7 @@ impl Sizes {
             history_small: 10_000,
             history_large: 100_000,
             history_secs: 1.5,
+            replies_post_secs: 3.0,
             ..Self::full()
         }
     }

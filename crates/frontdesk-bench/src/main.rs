@@ -138,23 +138,29 @@ async fn orchestrate(args: &RunArgs, open_files: u64) -> Result<u64> {
         };
         for scenario in &selected {
             let began = Instant::now();
+            let one = |row: Result<Row>| row.map(|row| vec![row]);
             let outcome = match scenario.as_str() {
-                "ingest" => scenarios::ingest::run(&ctx, backend, store_baseline.as_ref()).await,
-                "e2e" => scenarios::e2e::run(&ctx, backend).await,
-                "connections" => scenarios::connections::run(&ctx, backend).await,
-                "fanout" => scenarios::fanout::run(&ctx, backend).await,
-                "reconnect" => scenarios::reconnect::run(&ctx, backend).await,
-                "history" => scenarios::history::run(&ctx, backend).await,
+                "ingest" => {
+                    one(scenarios::ingest::run(&ctx, backend, store_baseline.as_ref()).await)
+                }
+                "e2e" => one(scenarios::e2e::run(&ctx, backend).await),
+                "connections" => one(scenarios::connections::run(&ctx, backend).await),
+                "fanout" => one(scenarios::fanout::run(&ctx, backend).await),
+                "reconnect" => one(scenarios::reconnect::run(&ctx, backend).await),
+                "history" => one(scenarios::history::run(&ctx, backend).await),
+                "replies" => scenarios::replies::run(&ctx, backend).await,
                 other => bail!("unknown scenario {other}"),
             };
-            let mut row =
-                outcome.unwrap_or_else(|error| failed(backend, scenario, "scenario", &error));
-            row.extra(
-                "scenario_wall_seconds",
-                format!("{:.1}", began.elapsed().as_secs_f64()),
-            );
-            progress(backend.name(), scenario, baselines::summary_line(&row));
-            rows.push(row);
+            let produced =
+                outcome.unwrap_or_else(|error| vec![failed(backend, scenario, "scenario", &error)]);
+            for mut row in produced {
+                row.extra(
+                    "scenario_wall_seconds",
+                    format!("{:.1}", began.elapsed().as_secs_f64()),
+                );
+                progress(backend.name(), &row.name, baselines::summary_line(&row));
+                rows.push(row);
+            }
         }
     }
     ctx.baselines.clear();

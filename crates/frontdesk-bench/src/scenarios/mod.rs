@@ -1,4 +1,4 @@
-//! The six scenarios of the issue, one module each, and the WebSocket listener they share.
+//! The scenarios (six of issue 9, automated replies of issue 16), one module each, and the WebSocket listener they share.
 
 pub mod connections;
 pub mod e2e;
@@ -6,6 +6,7 @@ pub mod fanout;
 pub mod history;
 pub mod ingest;
 pub mod reconnect;
+pub mod replies;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
