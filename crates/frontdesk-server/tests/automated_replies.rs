@@ -682,7 +682,17 @@ async fn the_offline_responder_greets_once_per_conversation(backend: Backend) {
     server
         .say(&partner, conversation, "ann", "Still there?")
         .await;
-    until_typing_off(&mut socket).await;
+    // Nothing more to say: no second greeting, and no typing flash either.
+    let mut after = Vec::new();
+    while let Some(frame) = socket.next_within(Duration::from_millis(800)).await {
+        after.push(frame);
+    }
+    assert!(
+        after
+            .iter()
+            .all(|f| f["type"] == "message" && f["payload"]["senderId"] == "ann"),
+        "{after:?}"
+    );
     assert_eq!(bot_messages(&server, &partner, conversation).await.len(), 1);
     // Another conversation is greeted again.
     let other = server.conversation(&partner, "bob").await;

@@ -38,6 +38,14 @@ pub(super) enum Composed {
 }
 
 impl Composer {
+    /// Whether composing would say anything (the offline responder greets once).
+    pub(super) fn will_speak(&self, history: &[Message]) -> bool {
+        match self {
+            Composer::Offline(offline) => offline.reply(history).is_some(),
+            Composer::Model { .. } => true,
+        }
+    }
+
     pub(super) async fn compose(
         &self,
         store: &Store,

@@ -88,25 +88,32 @@ impl Worker {
             }
         };
         if let Some(job) = claimed {
-            let typing = progress::Typing::new(&self.store, &job.conversation);
-            typing.set(true).await;
-            let run = actix_web::rt::spawn(Rc::clone(&self).run(job, heard));
+            let typing = Rc::new(progress::Typing::new(&self.store, &job.conversation));
+            let run = actix_web::rt::spawn(Rc::clone(&self).run(job, heard, Rc::clone(&typing)));
             if run.await.is_err() {
                 tracing::error!(
                     conversation = conversation.0,
                     "a reply job panicked; its lease will run out"
                 );
             }
-            typing.set(false).await;
+            // Whatever ended the job: what was switched on is switched off.
+            if typing.is_on() {
+                typing.set(false).await;
+            }
         }
         self.replies.running().remove(&conversation);
     }
 
-    async fn run(self: Rc<Self>, mut job: ReplyJob, mut heard: watch::Receiver<Nudge>) {
+    async fn run(
+        self: Rc<Self>,
+        mut job: ReplyJob,
+        mut heard: watch::Receiver<Nudge>,
+        typing: Rc<progress::Typing>,
+    ) {
         let id = job.conversation.id;
         loop {
             let outcome = tokio::select! {
-                outcome = self.decide(&job) => outcome,
+                outcome = self.decide(&job, &typing) => outcome,
                 nudge = next_nudge(&mut heard, job.trigger) => match nudge {
                     Nudge::Stop => Some(ReplyOutcome::Nothing),
                     // A newer message: begin again from it.
@@ -120,7 +127,7 @@ impl Worker {
                         }
                     }
                 },
-                () = self.heartbeat(&job) => {
+                () = self.heartbeat(&job, &typing) => {
                     tracing::info!(conversation = id.0, "reply job lost its lease; another instance has it");
                     return;
                 }
@@ -155,7 +162,7 @@ impl Worker {
 
     /// What to do, and (for a reply) the reply. `None`: the history could not be read, so
     /// the job is left for its lease to run out and be tried again.
-    async fn decide(&self, job: &ReplyJob) -> Option<ReplyOutcome> {
+    async fn decide(&self, job: &ReplyJob, typing: &progress::Typing) -> Option<ReplyOutcome> {
         let id = job.conversation.id;
         let history = match self.store.recent_messages(id, HISTORY_LIMIT).await {
             Ok(history) => history,
@@ -178,7 +185,15 @@ impl Worker {
         Some(match next {
             Next::Silent => ReplyOutcome::Nothing,
             Next::HandOff(reason) => self.handoff(id, reason),
-            Next::Reply => self.compose(job, &history).await,
+            Next::Reply if !self.composer.will_speak(&history) => ReplyOutcome::Nothing,
+            Next::Reply => {
+                // Only now, so a conversation the bot has nothing more to say in (the offline
+                // greeting was sent) never shows a typing flash.
+                if !typing.is_on() {
+                    typing.set(true).await;
+                }
+                self.compose(job, &history).await
+            }
         })
     }
 
@@ -233,9 +248,9 @@ impl Worker {
         }
     }
 
-    /// Renews the lease and repeats `typing` until the lease is lost (then returns).
-    async fn heartbeat(&self, job: &ReplyJob) {
-        let typing = progress::Typing::new(&self.store, &job.conversation);
+    /// Renews the lease, and repeats `typing` while it is on, until the lease is lost (then
+    /// returns).
+    async fn heartbeat(&self, job: &ReplyJob, typing: &progress::Typing) {
         let every = HEARTBEAT.min(self.lease / 3);
         loop {
             tokio::time::sleep(every).await;
@@ -244,7 +259,8 @@ impl Worker {
                 .renew_reply(job.conversation.id, &self.owner, self.lease)
                 .await
             {
-                Ok(Some(_)) => typing.set(true).await,
+                Ok(Some(_)) if typing.is_on() => typing.set(true).await,
+                Ok(Some(_)) => {}
                 Ok(None) => return,
                 // The database is unwell: keep composing; the finish will tell.
                 Err(error) => {

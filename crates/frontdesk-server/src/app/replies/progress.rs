@@ -1,10 +1,11 @@
 //! What the conversation's sockets see while a reply is written: `typing` from the agent side,
 //! and `messageDelta` pieces of the text. Neither is stored; both go to every instance.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use frontdesk_domain::event::MessageDelta;
-use frontdesk_domain::{Audience, Conversation, MessageId};
+use frontdesk_domain::{Audience, Conversation, ConversationId, MessageId};
 use frontdesk_store::{DeltaSignal, Origin, Store, TypingSignal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -15,32 +16,40 @@ const DELTA_INTERVAL: Duration = Duration::from_millis(40);
 /// The longest piece one frame carries (a NOTIFY payload must stay under 8000 bytes).
 const MAX_PIECE_CHARS: usize = 1_000;
 
-/// The typing indicator of the bot in one conversation.
-pub(super) struct Typing<'a> {
-    store: &'a Store,
+/// The typing indicator of the bot in one conversation; remembers whether it is on, so that
+/// the job's end switches off exactly what was switched on.
+pub(super) struct Typing {
+    store: Store,
     audience: Audience,
-    conversation: Conversation,
+    conversation: ConversationId,
+    on: Cell<bool>,
 }
 
-impl<'a> Typing<'a> {
-    pub(super) fn new(store: &'a Store, conversation: &Conversation) -> Self {
+impl Typing {
+    pub(super) fn new(store: &Store, conversation: &Conversation) -> Self {
         Self {
-            store,
+            store: store.clone(),
             audience: Audience::conversation(conversation),
-            conversation: conversation.clone(),
+            conversation: conversation.id,
+            on: Cell::new(false),
         }
     }
 
+    pub(super) fn is_on(&self) -> bool {
+        self.on.get()
+    }
+
     pub(super) async fn set(&self, on: bool) {
+        self.on.set(on);
         let typing = frontdesk_domain::Typing {
-            conversation_id: self.conversation.id,
+            conversation_id: self.conversation,
             is_typing: on,
             is_agent: true,
         };
         // No socket is named "bot": every connection of the conversation hears it.
         let signal = TypingSignal::new(Origin::new("bot"), &self.audience, typing);
         if let Err(error) = self.store.publish_typing(signal).await {
-            tracing::warn!(conversation = self.conversation.id.0, %error, on, "bot typing not sent");
+            tracing::warn!(conversation = self.conversation.0, %error, on, "bot typing not sent");
         }
     }
 }
