@@ -178,6 +178,29 @@ impl BotState {
         }
     }
 
+    /// After model work that produced no stored reply (a call cancelled by a newer message,
+    /// or a reply that message superseded): its tokens count against the budget all the same,
+    /// so a flood of messages cannot buy calls for free.
+    pub fn spent(&self, tokens: u64) -> BotState {
+        match self {
+            BotState::HandedOff(_) => self.clone(),
+            BotState::Fresh => BotState::Answering {
+                replies: 0,
+                tokens,
+                failures: 0,
+            },
+            BotState::Answering {
+                replies,
+                tokens: t,
+                failures,
+            } => BotState::Answering {
+                replies: *replies,
+                tokens: t + tokens,
+                failures: *failures,
+            },
+        }
+    }
+
     /// After a failed model call: hands off once failures reach the budget.
     pub fn failed(&self, budget: &BotBudget) -> Next {
         let failures = match self {
@@ -267,6 +290,29 @@ mod tests {
     }
 
     const PHRASES: &[&str] = DEFAULT_PERSON_PHRASES;
+
+    #[test]
+    fn work_that_stored_nothing_still_counts_against_the_token_budget() {
+        let budget = BotBudget::default();
+        let waiting = conversation(ConversationStatus::Waiting, None);
+        let state = BotState::Fresh.spent(15_000);
+        assert_eq!(
+            state,
+            BotState::Answering {
+                replies: 0,
+                tokens: 15_000,
+                failures: 0
+            }
+        );
+        assert_eq!(state.next(&waiting, "hi", &budget, PHRASES), Next::Reply);
+        let state = state.replied(100).spent(5_000);
+        assert_eq!(
+            state.next(&waiting, "hi", &budget, PHRASES),
+            Next::HandOff(HandoffReason::Budget)
+        );
+        let done = BotState::handed_off(&HandoffReason::Budget, at());
+        assert_eq!(done.spent(1), done);
+    }
 
     #[test]
     fn the_bot_answers_only_while_the_conversation_waits_for_an_agent() {

@@ -18,6 +18,8 @@ on_both_backends!(
     the_model_hands_off_with_its_tool_and_the_bot_never_speaks_again,
     a_customer_asking_for_a_person_is_handed_off_without_asking_the_model,
     the_reply_budget_hands_off,
+    the_token_budget_hands_off,
+    a_flood_of_messages_cannot_buy_model_calls_for_free,
     every_model_failure_leaves_the_conversation_waiting_and_hands_off_when_repeated,
     a_dead_model_costs_nothing_per_message_once_the_breaker_opens,
     beyond_the_in_flight_limit_a_conversation_is_handed_off,
@@ -511,6 +513,68 @@ async fn the_reply_budget_hands_off(backend: Backend) {
         "the automated replies' budget is used up"
     );
     model_calls_stay(&model, 1).await;
+    // The budget is the offender's alone: another customer is still answered.
+    let other = server.conversation(&partner, "bob").await;
+    server.say(&partner, other, "bob", "Hello").await;
+    let answered = await_bot_messages(&server, &partner, other, 1).await;
+    assert_eq!(answered[0]["content"], "Sure.");
+}
+
+async fn the_token_budget_hands_off(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    // Each streamed reply reports 42 tokens: two fit in 50, not a third.
+    let model = FakeModel::answering(streamed("Sure.", 1)).await;
+    let server = start(&db, &model, &[("FRONTDESK_BOT_MAX_TOKENS", "50")]).await;
+    let (partner, conversation, _socket) = open(&server, "ann").await;
+    for (i, text) in ["one", "two", "three"].iter().enumerate() {
+        server.say(&partner, conversation, "ann", text).await;
+        await_bot_messages(&server, &partner, conversation, i + 1).await;
+    }
+    let said = bot_messages(&server, &partner, conversation).await;
+    let handoffs: Vec<bool> = said
+        .iter()
+        .map(|m| m["metadata"]["handoff"] == true)
+        .collect();
+    assert_eq!(handoffs, [false, false, true], "{said:?}");
+    model_calls_stay(&model, 2).await;
+}
+
+async fn a_flood_of_messages_cannot_buy_model_calls_for_free(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    // Slower than the flood: every message arrives while a call is out, and cancels it.
+    let model = FakeModel::answering(|request: &Value| {
+        Step::reply(
+            request,
+            "Sure.",
+            Duration::from_millis(800),
+            1,
+            Duration::ZERO,
+        )
+    })
+    .await;
+    let server = start(&db, &model, &[("FRONTDESK_BOT_MAX_TOKENS", "10000")]).await;
+    let agent = server.agent("agent@example.com", false).await;
+    let (partner, conversation, _socket) = open(&server, "ann").await;
+    for i in 0..12 {
+        server
+            .say(&partner, conversation, "ann", &format!("message {i}"))
+            .await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // Each cancelled call is charged the prompt's bound (3,000 tokens): four of them use the
+    // budget, and the conversation goes to a person instead of a thirteenth call.
+    let said = await_bot_messages(&server, &partner, conversation, 1).await;
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert_eq!(said[0]["metadata"]["handoff"], true, "{said:?}");
+    assert_eq!(
+        listed(&server, &agent, conversation).await["handoff"]["reason"],
+        "the automated replies' budget is used up"
+    );
+    let calls = model.bodies().len();
+    assert!(
+        (1..=5).contains(&calls),
+        "{calls} model calls for 12 messages"
+    );
 }
 
 async fn every_model_failure_leaves_the_conversation_waiting_and_hands_off_when_repeated(

@@ -217,6 +217,24 @@ impl Store {
         Ok(trigger.map(MessageId))
     }
 
+    /// Counts model tokens spent in `conversation` without a stored reply (a call cancelled
+    /// by a newer message) against its budget.
+    pub async fn charge_reply(
+        &self,
+        conversation: ConversationId,
+        tokens: u64,
+    ) -> Result<(), StoreError> {
+        let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
+        let mut db = self.pool.get().await?;
+        with_conn!(db, |conn| {
+            diesel::update(conversations::table.find(conversation.0))
+                .set(conversations::bot_tokens.eq(conversations::bot_tokens + tokens))
+                .execute(conn)
+                .await?;
+        });
+        Ok(())
+    }
+
     /// Ends `job` with `outcome`, in one transaction under the conversation's lock: the rules
     /// are checked again against the locked row, so an agent who took the conversation while
     /// the model was writing wins, and the half-made reply is dropped.

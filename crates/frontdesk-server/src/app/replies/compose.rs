@@ -38,6 +38,15 @@ pub(super) enum Composed {
 }
 
 impl Composer {
+    /// What a model call abandoned midway is charged: the prompt's upper bound, since the
+    /// model server bills what it read whether or not the reply is kept.
+    pub(super) fn abandoned_call_cost(&self) -> u64 {
+        match self {
+            Composer::Offline(_) => 0,
+            Composer::Model { history_tokens, .. } => *history_tokens as u64,
+        }
+    }
+
     /// Whether composing would say anything (the offline responder greets once).
     pub(super) fn will_speak(&self, history: &[Message]) -> bool {
         match self {

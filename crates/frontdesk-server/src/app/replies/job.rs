@@ -116,8 +116,12 @@ impl Worker {
                 outcome = self.decide(&job, &typing) => outcome,
                 nudge = next_nudge(&mut heard, job.trigger) => match nudge {
                     Nudge::Stop => Some(ReplyOutcome::Nothing),
-                    // A newer message: begin again from it.
+                    // A newer message: begin again from it. The call just cancelled counts
+                    // against the budget.
                     _ => {
+                        if typing.is_on() {
+                            self.charge(&mut job, self.composer.abandoned_call_cost()).await;
+                        }
                         match self.store.renew_reply(id, &self.owner, self.lease).await {
                             Ok(Some(trigger)) => {
                                 job.trigger = job.trigger.max(trigger);
@@ -133,8 +137,16 @@ impl Worker {
                 }
             };
             let Some(outcome) = outcome else { return };
+            let spent = match &outcome {
+                ReplyOutcome::Reply { tokens, .. } => *tokens,
+                _ => 0,
+            };
             match self.store.finish_reply(&job, &self.owner, outcome).await {
-                Ok(Finished::Superseded(trigger)) => job.trigger = trigger,
+                Ok(Finished::Superseded(trigger)) => {
+                    // The reply written is dropped; what it cost is not.
+                    self.charge(&mut job, spent).await;
+                    job.trigger = trigger;
+                }
                 Ok(Finished::Stored(appended)) => {
                     let handoff = appended
                         .message
@@ -157,6 +169,17 @@ impl Worker {
                     return;
                 }
             }
+        }
+    }
+
+    /// Counts `tokens` of model work that stored nothing, in the database and in the job.
+    async fn charge(&self, job: &mut ReplyJob, tokens: u64) {
+        if tokens == 0 {
+            return;
+        }
+        job.bot = job.bot.spent(tokens);
+        if let Err(error) = self.store.charge_reply(job.conversation.id, tokens).await {
+            tracing::warn!(conversation = job.conversation.id.0, %error, "charging a cancelled reply failed");
         }
     }
 
@@ -208,7 +231,6 @@ impl Worker {
             Ok(compose::Composed::HandOff(reason)) => self.handoff(id, reason),
             Ok(compose::Composed::Nothing) => ReplyOutcome::Nothing,
             Err(error) => {
-                self.replies.stats.failed();
                 if matches!(error, frontdesk_llm::LlmError::Busy) {
                     tracing::warn!(conversation = id.0, %error, "model call refused; handing off");
                     return self.handoff(id, HandoffReason::Busy);
@@ -220,7 +242,9 @@ impl Worker {
 
     fn failed(&self, job: &ReplyJob, why: &str) -> ReplyOutcome {
         let id = job.conversation.id;
+        let failures = self.replies.stats.failed();
         tracing::warn!(
+            failures_since_start = failures,
             conversation = id.0,
             error = why,
             "automated reply failed; the conversation waits for an agent"

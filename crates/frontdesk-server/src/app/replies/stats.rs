@@ -1,4 +1,5 @@
-//! Counts of what the responder did, since start (logged; issue 18 exports them as metrics).
+//! Counts of what the responder did since start: each failure's log line carries the running
+//! count (issue 18 exports them as metrics).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,7 +20,8 @@ impl ReplyStats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn failed(&self) {
-        self.failures.fetch_add(1, Ordering::Relaxed);
+    /// Counts a failure; the count so far, for the log line.
+    pub(super) fn failed(&self) -> u64 {
+        self.failures.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
