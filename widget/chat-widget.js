@@ -46,6 +46,7 @@
     '.who{display:block;font-size:11px;color:var(--mu);margin-bottom:2px}',
     '.tick{display:block;font-size:11px;opacity:.8;text-align:right}',
     '.pending{opacity:.7}',
+    '[aria-busy] .content:after{content:"…"}',
     '.typing{padding:0 14px 6px;font-size:12px;color:var(--mu)}',
     'form{display:flex;gap:8px;padding:10px;border-top:1px solid var(--bd)}',
     'textarea{flex:1;resize:none;height:40px;padding:9px 10px;border:1px solid var(--bd);border-radius:8px;',
@@ -373,6 +374,7 @@
       if (w !== me || me.ws !== ws) return;
       me.ws = null;
       me.wsReady = false;
+      undraft(); // deltas are not replayed: the stored message will show whole
       me.fails++;
       if (me.bc) me.bc.postMessage({ t: 'down' });
       if (me.fails >= 4) save({ cursor: 0 }); // a refused since (400) must not block forever
@@ -431,8 +433,14 @@
       catchUp().catch(function () {});
     } else if (f.type === 'message') {
       if (p.conversationId === s.conv) add(p, true);
+    } else if (f.type === 'messageDelta') {
+      if (p.conversationId === s.conv) delta(p);
     } else if (f.type === 'typing') {
-      if (p.conversationId === s.conv && p.isAgent) showTyping(p.isTyping);
+      if (p.conversationId === s.conv && p.isAgent) {
+        showTyping(p.isTyping);
+        // A draft the job ended without a message goes; typing may overtake its message a bit.
+        if (!p.isTyping && w.draft) { clearTimeout(w.timers.draft); w.timers.draft = setTimeout(undraft, 1500); }
+      }
     } else if (f.type === 'read') {
       if (p.conversationId === s.conv && p.isAgent) {
         Object.keys(w.msgs).forEach(function (id) {
@@ -480,6 +488,7 @@
       var pending = w.ui && w.ui.root.querySelector('li[data-cid="' + cssEscape(m.clientMessageId) + '"]');
       if (pending && !pending.dataset.id) pending.remove();
     }
+    if (w.draft && m.metadata && m.metadata.replyTo === w.draft.r) undraft();
     render(m);
     if (!known && m.isFromAgent) {
       showTyping(false);
@@ -487,6 +496,27 @@
       markRead();
       badge();
     } else if (!known && live) emit('message', m);
+  }
+  // An automated reply as it is written (docs/realtime.md): seq 0 (re)starts it, a gap stops it.
+  function delta(p) {
+    var d = w.draft;
+    if (p.seq === 0) { undraft(); d = w.draft = { r: p.replyTo, n: -1, t: '' }; }
+    if (!d || p.replyTo !== d.r || p.seq !== d.n + 1) return;
+    d.n = p.seq;
+    d.t += p.text;
+    if (!w.ui) return;
+    var log = w.ui.log;
+    var atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
+    if (!d.li) {
+      d.li = log.appendChild(el('li', { class: 'bot', 'aria-busy': 'true' }, [el('span', { class: 'who', text: w.s.bot }), el('span', { class: 'content' })]));
+    }
+    d.li.lastChild.textContent = d.t;
+    if (atEnd) log.scrollTop = log.scrollHeight; // a customer reading back is not pulled down
+  }
+  function undraft() {
+    clearTimeout(w.timers.draft);
+    if (w.draft && w.draft.li) w.draft.li.remove();
+    w.draft = null;
   }
   function cssEscape(v) { return window.CSS && CSS.escape ? CSS.escape(v) : v.replace(/["\\]/g, '\\$&'); }
   function kind(m) {

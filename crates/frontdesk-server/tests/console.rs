@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
 use frontdesk_testkit::browser::{artefact_dir, Browser, ChromeDriver};
+use frontdesk_testkit::fake_model::{delta, last_user_text, stream_end, FakeModel, Step};
 use frontdesk_testkit::relay::Relay;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -812,6 +813,170 @@ async fn the_console_shows_what_happens_around_the_agent() {
     page.quit().await;
     server.assert_no_panics();
 }
+
+const DRAFT_HEAD: &str = "Your order ";
+const DRAFT_TAIL: &str = "ships today.";
+const REFUND: &str = "I want my money back for this order.";
+const REFUND_REASON: &str = "wants a refund";
+
+/// Automated replies as the agent sees them: the open conversation shows the bot's draft as the
+/// model writes it (slowly), then the stored reply in its place; a conversation the bot hands
+/// off moves to the top of the queue with its reason, live and after a reload, and the reason
+/// shows in the open conversation's header.
+async fn automated_replies_stream_and_hand_offs_come_first(backend: Backend) {
+    let Some(browser) = Browser::locate("console") else {
+        return;
+    };
+    let db = TestDb::new(backend).await;
+    let model = FakeModel::answering(|req: &Value| {
+        if last_user_text(req) == REFUND {
+            return Step::handoff(req, REFUND_REASON);
+        }
+        Step::Stream(vec![
+            (Duration::ZERO, delta(DRAFT_HEAD)),
+            (Duration::from_millis(1500), delta(DRAFT_TAIL)),
+            (Duration::ZERO, stream_end()),
+        ])
+    })
+    .await;
+    let server = Server::start_with(
+        &db,
+        &[
+            ("FRONTDESK_AUTOMATED_REPLIES", "on"),
+            ("FRONTDESK_LLM_URL", model.url.as_str()),
+            ("FRONTDESK_LLM_MAX_RETRIES", "0"),
+        ],
+    )
+    .await;
+    let partner = server.register("Acme Shop").await;
+    let _ada = server.agent("ada@example.com", false).await;
+    server
+        .patch_customer(&partner, CUSTOMER, &json!({"name": CUSTOMER_NAME}))
+        .await;
+    let conversation = server.conversation(&partner, CUSTOMER).await;
+
+    let driver = ChromeDriver::start(&browser).await;
+    let page = Page::open(&driver, &browser).await;
+    let console = server.url("/console/");
+    page.goto(&console).await;
+    page.type_into("#signin-email", "ada@example.com").await;
+    page.type_into("#signin-password", PASSWORD).await;
+    page.click("#signin-submit").await;
+    page.wait_text("#connection-text", "Live").await;
+    let item = format!("#queue-list .conv[data-id='{conversation}']");
+    page.click(&item).await;
+    page.wait_text("#chat-title", CUSTOMER_NAME).await;
+
+    // The draft: the first piece, labelled as the bot's, before the rest is written.
+    server.say(&partner, conversation, CUSTOMER, FIRST).await;
+    page.wait_text(
+        "#messages li.from-bot.draft[aria-busy='true'] .content",
+        DRAFT_HEAD.trim(),
+    )
+    .await;
+    page.wait_text("#messages li.draft .sender", "Assistant")
+        .await;
+    assert!(
+        !page.exists("#messages li.from-bot[data-id]").await,
+        "stored before it was written"
+    );
+    page.save_element_screenshot("#chat", &screenshot_dir().join("draft.png"))
+        .await;
+    // Then the stored reply in its place: the history exactly, no draft beside it.
+    let deadline = Instant::now() + WAIT;
+    let history = loop {
+        let history = server.history(&partner, conversation).await;
+        if history.len() == 2 {
+            break history;
+        }
+        assert!(Instant::now() < deadline, "no reply stored: {history:?}");
+        tokio::time::sleep(POLL).await;
+    };
+    assert_eq!(history[1]["content"], format!("{DRAFT_HEAD}{DRAFT_TAIL}"));
+    page.wait_count("#messages li.from-bot[data-id]", 1).await;
+    assert!(
+        !page.exists("#messages li.draft").await,
+        "the draft stayed beside its reply"
+    );
+    page.wait_messages_in_order(&history, 2).await;
+
+    // A second conversation, settled in the queue behind the first (it is newer), then handed
+    // off: the live event alone moves it to the top and shows why.
+    page.run(
+        "window.__inflight = 0; const fetch = window.fetch; window.fetch = (...args) => { \
+         window.__inflight += 1; return fetch(...args).finally(() => { window.__inflight -= 1; }); }; \
+         return null;",
+    )
+    .await;
+    let (other, other_item) = empty_in_the_queue(&page, &server, &partner, OTHER_CUSTOMER).await;
+    let queue_order = "return Array.from(document.querySelectorAll(arguments[0]))\
+                       .map((button) => Number(button.dataset.id));";
+    page.wait_script(
+        "the queue oldest first",
+        queue_order,
+        json!("#queue-list .conv"),
+        json!([conversation, other]),
+    )
+    .await;
+    let requests_before = page
+        .run("return performance.getEntriesByType('resource').length;")
+        .await;
+    server.say(&partner, other, OTHER_CUSTOMER, REFUND).await;
+    page.wait_script(
+        "the handed-off conversation first",
+        queue_order,
+        json!("#queue-list .conv"),
+        json!([other, conversation]),
+    )
+    .await;
+    page.wait_text(&format!("{other_item} .handoff-reason"), REFUND_REASON)
+        .await;
+    page.wait_text(&format!("{other_item} .handoff-label"), "Needs a person")
+        .await;
+    assert!(
+        !page.exists(&format!("{item} .conv-handoff")).await,
+        "the conversation the bot answered is flagged too"
+    );
+    let unflagged = page.text(&item).await;
+    assert!(
+        unflagged.starts_with(CUSTOMER_NAME) && !unflagged.contains("null"),
+        "{unflagged}"
+    );
+    // No list was fetched again for it: the socket's event set the flag.
+    let lists = page
+        .run(&format!(
+            "return performance.getEntriesByType('resource').slice({requests_before})\
+                 .filter((e) => e.name.includes('/api/agent/conversations?')).length;"
+        ))
+        .await;
+    assert_eq!(lists, json!(0), "the queue was fetched again");
+    page.click(&other_item).await;
+    page.wait_text("#chat-handoff .handoff-reason", REFUND_REASON)
+        .await;
+    page.wait_count("#messages li.draft", 0).await;
+    page.save_screenshot(&screenshot_dir().join("handoff.png"))
+        .await;
+
+    // After a reload the lists carry the flag.
+    page.goto(&console).await;
+    page.wait_text("#connection-text", "Live").await;
+    page.wait_script(
+        "the handed-off conversation first after a reload",
+        queue_order,
+        json!("#queue-list .conv"),
+        json!([other, conversation]),
+    )
+    .await;
+    page.wait_text(&format!("{other_item} .handoff-reason"), REFUND_REASON)
+        .await;
+    page.click(&item).await;
+    page.wait_text("#chat-title", CUSTOMER_NAME).await;
+    page.wait_hidden("#chat-handoff").await;
+    page.quit().await;
+    server.assert_no_panics();
+}
+
+on_both_backends!(automated_replies_stream_and_hand_offs_come_first);
 
 /// "Waiting 12s", "Waiting 3m", "Waiting 1h 5m".
 /// Opens a conversation for `customer` with no message yet, and waits until the queue shows it

@@ -19,6 +19,9 @@
   const PONG_TIMEOUT_MS = 10000;
   const BACKOFF_BASE_MS = 500;
   const BACKOFF_MAX_MS = 15000;
+  // A draft whose job ended without a message goes this long after the bot's typing stops:
+  // typing and the message travel apart, and typing may come a few milliseconds first.
+  const DRAFT_LINGER_MS = 1500;
 
   const $ = (id) => document.getElementById(id);
   /** A conversation's lifecycle, in order: waiting -> active -> closed. */
@@ -41,6 +44,8 @@
     readSent: new Map(),
     /** conversation id -> {isAgent, timer}. */
     typing: new Map(),
+    /** conversation id -> automated reply being written: {replyTo, seq, text, timer}. */
+    drafts: new Map(),
     openId: null,
     detail: null,
     cursor: null,
@@ -215,6 +220,8 @@
     }
     for (const [key, value] of Object.entries(metadata)) {
       if (key === 'commandType' || key === 'automated' || key === 'clientMessageId') continue;
+      // The automated reply's bookkeeping: the draft it replaced, the hand-off (in the header).
+      if (key === 'replyTo' || key === 'handoff') continue;
       if (key === 'value' && typeof metadata.commandType === 'string') continue;
       const text = valueText(value);
       chips.push(el('span', { class: 'chip muted' }, [el('span', { class: 'chip-key', text: key }), ' ', text.slice(0, 60)]));
@@ -333,6 +340,8 @@
       merged.status = local.status;
       merged.agentId = local.agentId;
     }
+    // A hand-off is final: an older snapshot without it does not undo the live event.
+    merged.handoff = fresh.handoff || local.handoff || null;
     merged.firstMessage = earlier(local.firstMessage, fresh.firstMessage);
     merged.lastMessage = later(local.lastMessage, fresh.lastMessage);
     if (fresh.needsCustomer && !local.needsCustomer) {
@@ -437,6 +446,7 @@
         }
         conv.customerId = detail.customerId;
         conv.createdAt = detail.createdAt;
+        conv.handoff = detail.handoff || conv.handoff || null;
         conv.placeholder = false;
       } else {
         state.convs.set(id, normalise(detail));
@@ -529,6 +539,9 @@
   function dropSocket() {
     const socket = state.ws;
     state.ws = null;
+    // Deltas are never replayed and the end of a draft may be missed while away: the stored
+    // message, replayed on reconnect, shows the reply whole.
+    for (const id of Array.from(state.drafts.keys())) dropDraft(id);
     window.clearInterval(state.heartbeatTimer);
     window.clearTimeout(state.pongTimer);
     if (socket && socket.readyState <= WebSocket.OPEN) {
@@ -610,6 +623,12 @@
       case 'typing':
         applyTyping(payload);
         break;
+      case 'messageDelta':
+        applyDelta(payload);
+        break;
+      case 'handoff':
+        applyHandoff(payload);
+        break;
       case 'ack':
         // The stored message need not repeat our clientMessageId; the ack always names it.
         if (payload.message && payload.clientMessageId) settlePending(payload.message.conversationId, payload.clientMessageId);
@@ -650,6 +669,9 @@
     conv.lastMessage = later(conv.lastMessage, message);
     if (!conv.needsFirst || conv.placeholder) conv.firstMessage = earlier(conv.firstMessage, message);
     conv.updatedAt = message.timestamp;
+    const draft = state.drafts.get(id);
+    // The stored reply replaces its draft: one bubble, never two.
+    if (draft && message.metadata && message.metadata.replyTo === draft.replyTo) dropDraft(id);
     if (!message.isFromAgent) {
       clearTyping(id);
       if (!known) {
@@ -732,8 +754,16 @@
   function applyTyping(payload) {
     const id = payload.conversationId;
     const conv = state.convs.get(id);
-    // Our own typing (from another tab) is no news to us.
-    if (!conv || (payload.isAgent && isMine(conv))) return;
+    if (payload.isAgent && !payload.isTyping && state.drafts.has(id)) {
+      const draft = state.drafts.get(id);
+      window.clearTimeout(draft.timer);
+      draft.timer = window.setTimeout(() => {
+        if (state.drafts.get(id) === draft) dropDraft(id);
+      }, DRAFT_LINGER_MS);
+    }
+    // Our own typing (from another tab) is no news to us; but a stop always clears, as the
+    // bot's stop comes after we took the conversation from it.
+    if (!conv || (payload.isAgent && isMine(conv) && payload.isTyping)) return;
     if (payload.isTyping) {
       clearTyping(id);
       const timer = window.setTimeout(() => {
@@ -747,6 +777,56 @@
     }
     renderTyping();
     renderLists();
+  }
+
+  /** A piece of an automated reply (docs/realtime.md): seq 0 (re)starts, a gap freezes it. */
+  function applyDelta(payload) {
+    const id = payload.conversationId;
+    if (typeof id !== 'number' || typeof payload.seq !== 'number' || typeof payload.text !== 'string') return;
+    let draft = state.drafts.get(id);
+    if (payload.seq === 0) {
+      if (draft) window.clearTimeout(draft.timer);
+      draft = { replyTo: payload.replyTo, seq: -1, text: '', timer: null };
+      state.drafts.set(id, draft);
+    }
+    if (!draft || draft.replyTo !== payload.replyTo || payload.seq !== draft.seq + 1) return;
+    draft.seq = payload.seq;
+    draft.text += payload.text;
+    if (id !== state.openId) return;
+    // In place when it is on screen: no rebuild of the whole history per piece.
+    const node = document.querySelector('#messages li.draft .content');
+    if (node) {
+      const list = $('messages');
+      const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+      node.textContent = draft.text;
+      if (nearBottom) list.scrollTop = list.scrollHeight;
+    } else {
+      renderChat(false);
+    }
+  }
+
+  function dropDraft(id) {
+    const draft = state.drafts.get(id);
+    if (!draft) return;
+    window.clearTimeout(draft.timer);
+    state.drafts.delete(id);
+    if (id === state.openId) renderChat(false);
+  }
+
+  function applyHandoff(payload) {
+    const id = payload.conversationId;
+    if (typeof id !== 'number') return;
+    const handoff = { reason: String(payload.reason || ''), at: payload.at || null };
+    const conv = state.convs.get(id);
+    if (!conv) {
+      // Not known yet (a new conversation handed off at once): the lists will carry the flag.
+      scheduleRefresh();
+      return;
+    }
+    conv.handoff = handoff;
+    if (state.openId === id && state.detail) state.detail.handoff = handoff;
+    if (conv.status === 'waiting') announce(customerName(conv) + ' needs a person: ' + handoff.reason);
+    renderAll();
   }
 
   function clearTyping(id) {
@@ -974,7 +1054,8 @@
   function queueItems() {
     return Array.from(state.convs.values())
       .filter((conv) => conv.status === 'waiting')
-      .sort((a, b) => Date.parse(a.createdAt) - Date.parse(b.createdAt) || a.id - b.id);
+      // Handed off by the bot first: those wait for a person and nobody else answers them.
+      .sort((a, b) => !!b.handoff - !!a.handoff || Date.parse(a.createdAt) - Date.parse(b.createdAt) || a.id - b.id);
   }
 
   function mineItems() {
@@ -1047,6 +1128,13 @@
         el('span', { class: 'conv-customer-id', text: idText }),
         partnerName ? el('span', { class: 'conv-partner', text: partnerName }) : null,
       ]),
+      conv.handoff
+        ? el('span', { class: 'conv-handoff', title: conv.handoff.reason }, [
+            el('span', { class: 'handoff-label', text: 'Needs a person' }),
+            ' ',
+            el('span', { class: 'handoff-reason', text: conv.handoff.reason }),
+          ])
+        : null,
       el('span', { class: 'conv-bottom' }, [
         typing
           ? el('span', { class: 'conv-preview typing-text', text: typing.isAgent ? 'Assistant is typing…' : 'typing…' })
@@ -1056,8 +1144,8 @@
           : null,
       ]),
     ];
-    button.replaceChildren(...children);
-    const label = [name, idText !== name ? idText : null, partnerName, waiting ? 'waiting ' + waitingText(conv.createdAt) : null, unread ? unread + ' unread' : null]
+    button.replaceChildren(...children.filter(Boolean));
+    const label = [name, idText !== name ? idText : null, partnerName, conv.handoff ? 'needs a person: ' + conv.handoff.reason : null, waiting ? 'waiting ' + waitingText(conv.createdAt) : null, unread ? unread + ' unread' : null]
       .filter(Boolean)
       .join(', ');
     button.setAttribute('aria-label', label);
@@ -1086,6 +1174,13 @@
         .filter(Boolean)
         .join(' · '),
     );
+    const handoff = $('chat-handoff');
+    handoff.replaceChildren(
+      ...(conv.handoff
+        ? [el('span', { class: 'handoff-label', text: 'Needs a person' }), ' ', el('span', { class: 'handoff-reason', text: conv.handoff.reason })]
+        : []),
+    );
+    show(handoff, !!conv.handoff);
     show($('take'), conv.status === 'waiting');
     show($('close'), mine);
     show($('composer'), mine);
@@ -1111,6 +1206,8 @@
     const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
     const items = Array.from(messagesOf(conv.id).values()).sort(byId);
     const nodes = items.map((message) => messageNode(message, conv));
+    const draft = state.drafts.get(conv.id);
+    if (draft) nodes.push(draftNode(draft, conv));
     for (const [clientMessageId, entry] of pendingOf(conv.id)) {
       nodes.push(pendingNode(clientMessageId, entry, conv));
     }
@@ -1148,6 +1245,20 @@
           return chips.length ? el('div', { class: 'chips' }, chips) : null;
         })(),
         el('div', { class: 'message-foot' }, foot),
+      ]),
+    ]);
+  }
+
+  /** The automated reply being written; aria-busy keeps screen readers from reading each piece. */
+  function draftNode(draft, conv) {
+    return el('li', { class: 'message from-bot draft', 'aria-busy': 'true' }, [
+      el('div', { class: 'bubble' }, [
+        el('div', { class: 'message-head' }, [
+          el('span', { class: 'sender', text: senderLabel({ isFromAgent: true, senderId: 'bot' }, conv) }),
+          el('span', { class: 'label-bot', text: 'bot' }),
+        ]),
+        el('p', { class: 'content', text: draft.text }),
+        el('div', { class: 'message-foot' }, [el('span', { class: 'draft-note', text: 'Writing…' })]),
       ]),
     ]);
   }
@@ -1304,6 +1415,7 @@
     window.clearInterval(state.heartbeatTimer);
     window.clearTimeout(state.pongTimer);
     for (const entry of state.typing.values()) window.clearTimeout(entry.timer);
+    for (const draft of state.drafts.values()) window.clearTimeout(draft.timer);
     for (const pending of state.pending.values()) for (const entry of pending.values()) window.clearTimeout(entry.timer);
     Object.assign(state, {
       token: null,
@@ -1315,6 +1427,7 @@
       loaded: new Set(),
       readSent: new Map(),
       typing: new Map(),
+      drafts: new Map(),
       backfilled: new Set(),
       toldElsewhere: new Set(),
       openId: null,
