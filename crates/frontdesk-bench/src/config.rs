@@ -209,6 +209,7 @@ impl Sizes {
             history_large: 100_000,
             history_secs: 1.5,
             replies_post_secs: 3.0,
+            replies_concurrent: 500,
             ..Self::full()
         }
     }

@@ -66,8 +66,10 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     // partner-domain refresh borrows it every 30 s rather than open another.
     let background = store.with_own_pool(1)?;
     let replies = if config.replies.enabled() {
-        // Its jobs run on this runtime, through a pool of their own.
-        let replies = Replies::start(store.with_own_pool(4)?, &config.replies)
+        // Its jobs run on this runtime, through a pool of their own: as many connections as
+        // the workers share (at most 16), since 500 jobs at once each make a dozen queries.
+        let pool = config.db_pool_size.clamp(2, 16);
+        let replies = Replies::start(store.with_own_pool(pool)?, &config.replies)
             .map_err(ServeError::Replies)?;
         match config.replies.llm() {
             Some(llm) => {

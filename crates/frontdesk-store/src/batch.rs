@@ -59,6 +59,20 @@ WHERE c.handoff_at IS NULL
 ON CONFLICT (conversation_id)
     DO UPDATE SET trigger_id = GREATEST(reply_jobs.trigger_id, excluded.trigger_id)";
 
+/// Deletes the jobs that automated replies in the batch finished, unless a newer customer
+/// message moved their trigger.
+const PG_FINISH_REPLY_JOBS: &str = "\
+DELETE FROM reply_jobs r
+USING unnest(?::bigint[], ?::bigint[]) AS t (conversation_id, trigger_id)
+WHERE r.conversation_id = t.conversation_id AND r.trigger_id = t.trigger_id";
+
+/// Counts each stored automated reply and its tokens on its conversation.
+const PG_COUNT_REPLIES: &str = "\
+UPDATE conversations c
+SET bot_replies = c.bot_replies + 1, bot_tokens = c.bot_tokens + t.tokens, bot_failures = 0
+FROM unnest(?::bigint[], ?::bigint[]) AS t (id, tokens)
+WHERE c.id = t.id";
+
 /// The same for one conversation on SQLite.
 const SQLITE_UPSERT_REPLY_JOB: &str = "\
 INSERT INTO reply_jobs (conversation_id, trigger_id, attempts, created_at)
@@ -68,14 +82,22 @@ ON CONFLICT (conversation_id)
 
 /// The batch steps on PostgreSQL: one statement each, whatever the batch size.
 pub(crate) mod pg {
-    use diesel::{ExpressionMethods, QueryDsl, QueryResult, SelectableHelper};
+    use diesel::{
+        ExpressionMethods, NullableExpressionMethods, QueryDsl, QueryResult, SelectableHelper,
+    };
     use diesel_async::{AsyncPgConnection, RunQueryDsl};
     use time::PrimitiveDateTime;
 
-    use super::{match_inserted, PgInsertEvents, PgInsertMessages, PgUpsertReplyJobs};
+    use std::collections::HashMap;
+
+    use super::{
+        match_inserted, PgCountReplies, PgFinishReplyJobs, PgInsertEvents, PgInsertMessages,
+        PgUpsertReplyJobs,
+    };
     use crate::events::NewEventRow;
+    use crate::group_commit::JobState;
     use crate::rows::{ConversationRow, MessageRow, NewMessageRow};
-    use crate::schema::conversations;
+    use crate::schema::{conversations, reply_jobs};
 
     /// Locks the conversations (until commit) and returns them, in id order. The order is the
     /// same for every writer, so two instances' batches cannot deadlock.
@@ -136,6 +158,50 @@ pub(crate) mod pg {
             payload: rows.into_iter().map(|r| r.payload).collect(),
         };
         statement.execute(conn).await.map(drop)
+    }
+
+    /// Each conversation's hand-off flag and reply job trigger (`None`: no job).
+    pub(crate) async fn reply_state(
+        conn: &mut AsyncPgConnection,
+        ids: Vec<i64>,
+    ) -> QueryResult<HashMap<i64, JobState>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<(i64, bool, Option<i64>)> = conversations::table
+            .left_join(reply_jobs::table)
+            .filter(conversations::id.eq_any(ids))
+            .select((
+                conversations::id,
+                conversations::handoff_at.is_not_null(),
+                reply_jobs::trigger_id.nullable(),
+            ))
+            .load(conn)
+            .await?;
+        Ok(super::job_states(rows))
+    }
+
+    /// Deletes the jobs of the replies stored, if still at their trigger, and counts them.
+    pub(crate) async fn finish_replies(
+        conn: &mut AsyncPgConnection,
+        finished: Vec<(i64, i64, i64)>,
+    ) -> QueryResult<()> {
+        if finished.is_empty() {
+            return Ok(());
+        }
+        PgFinishReplyJobs {
+            conversation_id: finished.iter().map(|f| f.0).collect(),
+            trigger_id: finished.iter().map(|f| f.1).collect(),
+        }
+        .execute(conn)
+        .await?;
+        PgCountReplies {
+            conversation_id: finished.iter().map(|f| f.0).collect(),
+            tokens: finished.iter().map(|f| f.2).collect(),
+        }
+        .execute(conn)
+        .await
+        .map(drop)
     }
 
     /// `(conversation, trigger)` pairs, one per conversation.
@@ -207,6 +273,16 @@ array_statement!(PgUpsertReplyJobs, PG_UPSERT_REPLY_JOBS,
     trigger_id: Vec<i64> => Array<BigInt>,
 );
 
+array_statement!(PgFinishReplyJobs, PG_FINISH_REPLY_JOBS,
+    conversation_id: Vec<i64> => Array<BigInt>,
+    trigger_id: Vec<i64> => Array<BigInt>,
+);
+
+array_statement!(PgCountReplies, PG_COUNT_REPLIES,
+    conversation_id: Vec<i64> => Array<BigInt>,
+    tokens: Vec<i64> => Array<BigInt>,
+);
+
 array_statement!(PgInsertEvents, PG_INSERT_EVENTS,
     kind: Vec<&'static str> => Array<Text>,
     partner_id: Vec<i64> => Array<BigInt>,
@@ -222,14 +298,17 @@ array_statement!(PgInsertEvents, PG_INSERT_EVENTS,
 /// blocking thread (a whole message batch goes there in one hop).
 pub(crate) mod sqlite {
     use diesel::{
-        ExpressionMethods, OptionalExtension, QueryDsl, QueryResult, RunQueryDsl, SelectableHelper,
-        SqliteConnection,
+        ExpressionMethods, NullableExpressionMethods, OptionalExtension, QueryDsl, QueryResult,
+        RunQueryDsl, SelectableHelper, SqliteConnection,
     };
     use time::PrimitiveDateTime;
 
+    use std::collections::HashMap;
+
     use crate::events::NewEventRow;
+    use crate::group_commit::JobState;
     use crate::rows::{ConversationRow, MessageRow, NewMessageRow};
-    use crate::schema::{conversations, events, messages};
+    use crate::schema::{conversations, events, messages, reply_jobs};
 
     /// SQLite has no row locks: a write takes the database's write lock, which a transaction
     /// that has only read cannot always upgrade to (SQLITE_BUSY, not retried). So this writes
@@ -275,6 +354,47 @@ pub(crate) mod sqlite {
         Ok(stored)
     }
 
+    pub(crate) fn reply_state(
+        conn: &mut SqliteConnection,
+        ids: Vec<i64>,
+    ) -> QueryResult<HashMap<i64, JobState>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<(i64, bool, Option<i64>)> = conversations::table
+            .left_join(reply_jobs::table)
+            .filter(conversations::id.eq_any(ids))
+            .select((
+                conversations::id,
+                conversations::handoff_at.is_not_null(),
+                reply_jobs::trigger_id.nullable(),
+            ))
+            .load(conn)?;
+        Ok(super::job_states(rows))
+    }
+
+    pub(crate) fn finish_replies(
+        conn: &mut SqliteConnection,
+        finished: Vec<(i64, i64, i64)>,
+    ) -> QueryResult<()> {
+        for (conversation, trigger, tokens) in finished {
+            diesel::delete(
+                reply_jobs::table
+                    .filter(reply_jobs::conversation_id.eq(conversation))
+                    .filter(reply_jobs::trigger_id.eq(trigger)),
+            )
+            .execute(conn)?;
+            diesel::update(conversations::table.find(conversation))
+                .set((
+                    conversations::bot_replies.eq(conversations::bot_replies + 1),
+                    conversations::bot_tokens.eq(conversations::bot_tokens + tokens),
+                    conversations::bot_failures.eq(0),
+                ))
+                .execute(conn)?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn upsert_reply_jobs(
         conn: &mut SqliteConnection,
         triggers: Vec<(i64, i64)>,
@@ -302,6 +422,23 @@ pub(crate) mod sqlite {
         }
         Ok(())
     }
+}
+
+/// `(conversation, handed off, trigger)` rows as a map.
+fn job_states(
+    rows: Vec<(i64, bool, Option<i64>)>,
+) -> std::collections::HashMap<i64, crate::group_commit::JobState> {
+    rows.into_iter()
+        .map(|(id, handed_off, trigger)| {
+            (
+                id,
+                crate::group_commit::JobState {
+                    handed_off,
+                    trigger,
+                },
+            )
+        })
+        .collect()
 }
 
 /// Pairs each input with the row stored for it, by its `clientMessageId` or else its append

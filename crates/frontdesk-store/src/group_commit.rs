@@ -51,6 +51,16 @@ struct Request {
     /// Set when the draft has no `clientMessageId`: what a retry of this very append is
     /// recognised by.
     append_key: Option<String>,
+    /// Set for an automated reply: the job it finishes (see replies.rs).
+    reply: Option<ReplyMark>,
+}
+
+/// An automated reply's job: stored only while the job still asks for a reply to `trigger`;
+/// its commit deletes the job and counts the reply's `tokens`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReplyMark {
+    pub trigger: i64,
+    pub tokens: i64,
 }
 
 pub(crate) enum Outcome {
@@ -58,6 +68,19 @@ pub(crate) enum Outcome {
     /// The `clientMessageId` was already stored (by an earlier request or earlier in the batch).
     Duplicate,
     Failed(StoreError),
+    /// An automated reply whose job now asks for a reply to a newer customer message.
+    Superseded(i64),
+    /// An automated reply with nothing to answer any more: its job is gone or the
+    /// conversation was handed off.
+    Gone,
+}
+
+/// A conversation's reply job as a batch with automated replies sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JobState {
+    pub handed_off: bool,
+    /// The job's trigger; `None` without a job.
+    pub trigger: Option<i64>,
 }
 
 /// The writer's end: where appends are handed in, and how long each may take in all.
@@ -197,11 +220,16 @@ async fn write_batch(
             conn.transaction::<_, StoreError, _>(async |conn| {
                 let at = now().as_utc();
                 let found = by_id(pg::lock_conversations(conn, conversation_ids).await?)?;
-                let mut plan = Plan::decide(requests, &found, at);
+                let jobs = pg::reply_state(conn, replying(requests)).await?;
+                let mut plan = Plan::decide(requests, &found, &jobs, at);
                 let inserted = pg::insert_messages(conn, plan.take_rows(), at).await?;
                 let Emitted { value, events } = plan.conclude(inserted, &found, at)?;
-                pg::insert_events(conn, events).await?;
+                // The jobs the replies finish go before the jobs new messages call for (one
+                // conversation may have both in a batch); the events last, as they take the
+                // event-log lock until the commit.
+                pg::finish_replies(conn, finished(requests, &value)).await?;
                 pg::upsert_reply_jobs(conn, replies.triggers(&value), at).await?;
+                pg::insert_events(conn, events).await?;
                 Ok(value)
             })
             .await
@@ -214,11 +242,13 @@ async fn write_batch(
                     Ok(conn.immediate_transaction::<_, StoreError, _>(|conn| {
                         let at = now().as_utc();
                         let found = by_id(sqlite::lock_conversations(conn, conversation_ids)?)?;
-                        let mut plan = Plan::decide(&requests, &found, at);
+                        let jobs = sqlite::reply_state(conn, replying(&requests))?;
+                        let mut plan = Plan::decide(&requests, &found, &jobs, at);
                         let inserted = sqlite::insert_messages(conn, plan.take_rows(), at)?;
                         let Emitted { value, events } = plan.conclude(inserted, &found, at)?;
-                        sqlite::insert_events(conn, events)?;
+                        sqlite::finish_replies(conn, finished(&requests, &value))?;
                         sqlite::upsert_reply_jobs(conn, replies.triggers(&value), at)?;
+                        sqlite::insert_events(conn, events)?;
                         Ok(value)
                     }))
                 })
@@ -265,6 +295,29 @@ impl Replies {
     }
 }
 
+/// The conversations the batch's automated replies are for.
+fn replying(requests: &[Request]) -> Vec<i64> {
+    requests
+        .iter()
+        .filter(|r| r.reply.is_some())
+        .map(|r| r.draft.conversation_id.0)
+        .collect()
+}
+
+/// `(conversation, trigger, tokens)` of each automated reply the batch stored.
+fn finished(requests: &[Request], outcomes: &[Outcome]) -> Vec<(i64, i64, i64)> {
+    requests
+        .iter()
+        .zip(outcomes)
+        .filter_map(|(request, outcome)| match (request.reply, outcome) {
+            (Some(mark), Outcome::Created(_)) => {
+                Some((request.draft.conversation_id.0, mark.trigger, mark.tokens))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// The locked rows, which are what the checks see.
 fn by_id(rows: Vec<ConversationRow>) -> Result<HashMap<ConversationId, Conversation>, StoreError> {
     rows.into_iter()
@@ -284,6 +337,7 @@ impl Plan {
     fn decide(
         requests: &[Request],
         found: &HashMap<ConversationId, Conversation>,
+        jobs: &HashMap<i64, JobState>,
         at: time::PrimitiveDateTime,
     ) -> Self {
         let mut plan = Plan {
@@ -292,6 +346,10 @@ impl Plan {
             rows: Vec::new(),
         };
         for (i, request) in requests.iter().enumerate() {
+            if let Some(refused) = stale_reply(request, jobs) {
+                plan.outcomes.push(Some(refused));
+                continue;
+            }
             match accept(request, found.get(&request.draft.conversation_id), at) {
                 Ok(row) => {
                     plan.outcomes.push(None);
@@ -352,6 +410,19 @@ impl Plan {
     }
 }
 
+/// Why an automated reply may no longer be stored, checked against its job as the batch
+/// found it (the conversation is locked, so the job cannot change before the commit).
+fn stale_reply(request: &Request, jobs: &HashMap<i64, JobState>) -> Option<Outcome> {
+    let mark = request.reply?;
+    let job = jobs.get(&request.draft.conversation_id.0)?;
+    match job.trigger {
+        _ if job.handed_off => Some(Outcome::Gone),
+        None => Some(Outcome::Gone),
+        Some(trigger) if trigger != mark.trigger => Some(Outcome::Superseded(trigger)),
+        Some(_) => None,
+    }
+}
+
 /// The row to insert for `request`, or why it is refused.
 fn accept(
     request: &Request,
@@ -375,6 +446,7 @@ impl Writer {
         viewer: &Viewer,
         draft: &MessageDraft,
         append_key: Option<String>,
+        mark: Option<ReplyMark>,
     ) -> Result<Outcome, StoreError> {
         let (reply, outcome) = oneshot::channel();
         let job = AppendJob {
@@ -382,6 +454,7 @@ impl Writer {
                 viewer: viewer.clone(),
                 draft: draft.clone(),
                 append_key,
+                reply: mark,
             },
             reply,
         };
@@ -462,6 +535,7 @@ mod plan {
             viewer: Viewer::Partner(ACME),
             draft,
             append_key: None,
+            reply: None,
         }
     }
 
@@ -473,8 +547,75 @@ mod plan {
                 Outcome::Created(appended) => format!("created {}", appended.message.content),
                 Outcome::Duplicate => "duplicate".to_owned(),
                 Outcome::Failed(error) => format!("failed {error}"),
+                Outcome::Superseded(trigger) => format!("superseded by {trigger}"),
+                Outcome::Gone => "gone".to_owned(),
             })
             .collect()
+    }
+
+    /// The bot's reply to customer message `trigger` in `conversation`.
+    fn reply(conversation: i64, trigger: i64) -> Request {
+        let draft = MessageDraft::new(
+            ConversationId(conversation),
+            Sender::Bot,
+            format!("answer to {trigger}"),
+            None,
+            Some(format!("bot-reply:{trigger}")),
+        )
+        .unwrap_or_else(|e| panic!("draft: {e}"));
+        Request {
+            viewer: Viewer::Partner(ACME),
+            draft,
+            append_key: None,
+            reply: Some(ReplyMark { trigger, tokens: 7 }),
+        }
+    }
+
+    #[test]
+    fn an_automated_reply_is_stored_only_while_its_job_still_asks_for_it() {
+        let at = at();
+        let mut found = found();
+        for id in [4, 5, 6] {
+            found.insert(
+                ConversationId(id),
+                conversation(id, ACME, ConversationStatus::Waiting),
+            );
+        }
+        let job = |trigger: Option<i64>, handed_off: bool| JobState {
+            handed_off,
+            trigger,
+        };
+        let jobs: HashMap<i64, JobState> = [
+            (1, job(Some(10), false)),
+            (4, job(Some(12), false)),
+            (5, job(None, false)),
+            (6, job(Some(20), true)),
+        ]
+        .into_iter()
+        .collect();
+        let requests = [
+            reply(1, 10),
+            reply(4, 11),
+            reply(5, 9),
+            reply(6, 20),
+            // Conversation 2 is closed: the rules refuse the bot there.
+            reply(2, 3),
+        ];
+        let mut plan = Plan::decide(&requests, &found, &jobs, at);
+        let rows = plan.take_rows();
+        assert_eq!(rows.len(), 1, "only the reply its job still asks for");
+        let inserted = vec![Some(NewMessageRow::stored_as(&rows[0], 30))];
+        let Ok(Emitted { value, .. }) = plan.conclude(inserted, &found, at) else {
+            panic!("conclude failed");
+        };
+        let shown = shown(&value);
+        assert_eq!(
+            shown[..4],
+            ["created answer to 10", "superseded by 12", "gone", "gone"]
+        );
+        assert!(shown[4].starts_with("failed"), "{shown:?}");
+        assert_eq!(finished(&requests, &value), [(1, 10, 7)]);
+        assert_eq!(replying(&requests), [1, 4, 5, 6, 2]);
     }
 
     #[test]
@@ -488,7 +629,7 @@ mod plan {
             request(3, "to another partner's"),
             request(1, "last"),
         ];
-        let mut plan = Plan::decide(&requests, &found, at);
+        let mut plan = Plan::decide(&requests, &found, &HashMap::new(), at);
         let rows = plan.take_rows();
         let contents: Vec<&str> = rows.iter().map(|r| r.content.as_str()).collect();
         assert_eq!(contents, ["first", "last"], "only the accepted, in order");
@@ -528,7 +669,7 @@ mod plan {
         let at = at();
         let found = found();
         let requests = [request(1, "a"), request(1, "b"), request(1, "c")];
-        let mut plan = Plan::decide(&requests, &found, at);
+        let mut plan = Plan::decide(&requests, &found, &HashMap::new(), at);
         let rows = plan.take_rows();
         // `b`'s clientMessageId was taken (by an earlier request, or earlier in this batch).
         let inserted = vec![
@@ -548,7 +689,7 @@ mod plan {
         let at = at();
         let found = found();
         let requests = [request(1, "hi")];
-        let mut plan = Plan::decide(&requests, &found, at);
+        let mut plan = Plan::decide(&requests, &found, &HashMap::new(), at);
         let rows = plan.take_rows();
         let inserted = vec![Some(NewMessageRow::stored_as(&rows[0], 7))];
         let Ok(Emitted { value, events }) = plan.conclude(inserted, &found, at) else {
@@ -570,7 +711,7 @@ mod plan {
         let at = at();
         let found = found();
         let requests = [request(2, "closed"), request(3, "not ours")];
-        let mut plan = Plan::decide(&requests, &found, at);
+        let mut plan = Plan::decide(&requests, &found, &HashMap::new(), at);
         assert!(plan.take_rows().is_empty());
         let Ok(Emitted { value, events }) = plan.conclude(Vec::new(), &found, at) else {
             panic!("conclude failed");
@@ -607,6 +748,7 @@ mod tests {
             )
             .unwrap_or_else(|e| panic!("draft: {e}")),
             append_key: key.map(str::to_owned),
+            reply: None,
         };
         let batch = vec![
             request("no id", None, Some("key-1")),

@@ -47,11 +47,15 @@ impl Store {
         // Past the deadline the batch may still commit it: looked up below like any failure.
         let outcome = self
             .writer
-            .submit(viewer, draft, append_key.clone())
+            .submit(viewer, draft, append_key.clone(), None)
             .await
             .unwrap_or_else(Outcome::Failed);
         match outcome {
             Outcome::Created(appended) => Ok(*appended),
+            // Only automated replies are checked against a job (`append_reply`).
+            Outcome::Superseded(_) | Outcome::Gone => {
+                Err(StoreError::NotFound(Entity::Conversation))
+            }
             Outcome::Duplicate => match append_key {
                 Some(key) => self
                     .stored_under(viewer, key)

@@ -12,12 +12,13 @@ use frontdesk_domain::event::HandoffNotice;
 use frontdesk_domain::handoff::{BotState, Handoff, HandoffReason};
 use frontdesk_domain::{
     Audience, Conversation, ConversationId, ConversationStatus, Event, Message, MessageDraft,
-    MessageId, Timestamp,
+    MessageId, Timestamp, Viewer,
 };
 use time::PrimitiveDateTime;
 
 use crate::error::{Entity, StoreError};
 use crate::events::NewEventRow;
+use crate::group_commit::{Outcome, ReplyMark};
 use crate::messages::Appended;
 use crate::pool::with_conn;
 use crate::rows::{convert_all, now, ConversationRow, MessageRow, NewMessageRow};
@@ -123,7 +124,8 @@ impl Store {
     ) -> Result<Option<ReplyJob>, StoreError> {
         let at = now().as_utc();
         let until = lease_end(lease);
-        let mut db = self.pool.get().await?;
+        // A write: on SQLite it takes this instance's write turn, like every write.
+        let (_turn, mut db) = self.pool.write().await?;
         let claimed: Option<(MessageId, u32, ConversationRow, BotRow)> = with_conn!(db, |conn| {
             let row: Option<(i64, i64)> = diesel::update(
                 reply_jobs::table
@@ -201,7 +203,8 @@ impl Store {
         lease: std::time::Duration,
     ) -> Result<Option<MessageId>, StoreError> {
         let until = lease_end(lease);
-        let mut db = self.pool.get().await?;
+        // A write: on SQLite it takes this instance's write turn, like every write.
+        let (_turn, mut db) = self.pool.write().await?;
         let trigger: Option<i64> = with_conn!(db, |conn| {
             diesel::update(
                 reply_jobs::table
@@ -225,7 +228,8 @@ impl Store {
         tokens: u64,
     ) -> Result<(), StoreError> {
         let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
-        let mut db = self.pool.get().await?;
+        // A write: on SQLite it takes this instance's write turn, like every write.
+        let (_turn, mut db) = self.pool.write().await?;
         with_conn!(db, |conn| {
             diesel::update(conversations::table.find(conversation.0))
                 .set(conversations::bot_tokens.eq(conversations::bot_tokens + tokens))
@@ -235,10 +239,65 @@ impl Store {
         Ok(())
     }
 
-    /// Ends `job` with `outcome`, in one transaction under the conversation's lock: the rules
-    /// are checked again against the locked row, so an agent who took the conversation while
-    /// the model was writing wins, and the half-made reply is dropped.
+    /// Stores the automated reply to `job` through the group-commit writer: checked in its
+    /// batch against the job (still at this trigger, not handed off) and the locked
+    /// conversation (still waiting for an agent), with the job deleted and the reply counted
+    /// in the same commit. Hundreds of replies finishing at once then share a few commits
+    /// (and turns of the event-log lock) instead of taking one each.
+    async fn append_reply(
+        &self,
+        job: &ReplyJob,
+        draft: &MessageDraft,
+        tokens: u64,
+    ) -> Result<Finished, StoreError> {
+        let mut draft = draft.clone();
+        draft.client_message_id = Some(reply_id(job.trigger));
+        let mark = ReplyMark {
+            trigger: job.trigger.0,
+            tokens: i64::try_from(tokens).unwrap_or(i64::MAX),
+        };
+        let viewer = Viewer::Partner(job.conversation.partner_id);
+        let outcome = self
+            .writer
+            .submit(&viewer, &draft, None, Some(mark))
+            .await?;
+        Ok(match outcome {
+            Outcome::Created(appended) => Finished::Stored(appended),
+            Outcome::Superseded(trigger) => Finished::Superseded(MessageId(trigger)),
+            // Stored already (by an instance whose lease had run out), or nothing to answer.
+            Outcome::Duplicate | Outcome::Gone => Finished::Dropped,
+            // The conversation left the queue (an agent took it, or it closed) meanwhile.
+            Outcome::Failed(StoreError::Rule(_) | StoreError::NotFound(_)) => Finished::Dropped,
+            Outcome::Failed(error) => return Err(error),
+        })
+    }
+
+    /// Ends `job` with `outcome`. The rules are checked again against the locked conversation,
+    /// so an agent who took it while the model was writing wins, and the half-made reply is
+    /// dropped. A reply goes through the group-commit writer (`append_reply`); a hand-off, a
+    /// failure or nothing to say, rare, in a transaction of their own that also checks this
+    /// instance still holds the lease. A reply needs no lease check: its `clientMessageId`
+    /// `bot-reply:<trigger>` stores it once whoever writes it.
     pub async fn finish_reply(
+        &self,
+        job: &ReplyJob,
+        owner: &str,
+        outcome: ReplyOutcome,
+    ) -> Result<Finished, StoreError> {
+        let ReplyOutcome::Reply { draft, tokens } = &outcome else {
+            return self.end_reply(job, owner, outcome).await;
+        };
+        let finished = self.append_reply(job, draft, *tokens).await?;
+        if matches!(finished, Finished::Dropped) {
+            // The conversation left the queue: its job goes now, not when the lease runs out.
+            self.end_reply(job, owner, ReplyOutcome::Nothing).await?;
+        }
+        Ok(finished)
+    }
+
+    /// A hand-off, a failure or nothing to say, in one transaction under the conversation's
+    /// lock.
+    async fn end_reply(
         &self,
         job: &ReplyJob,
         owner: &str,
@@ -248,19 +307,15 @@ impl Store {
         write_with_events!(self, |conn| {
             let at = now().as_utc();
             // Locks the row (and on SQLite the database) first, changing nothing.
-            let row: ConversationRow = diesel::update(conversations::table.find(id.0))
-                .set(conversations::updated_at.eq(conversations::updated_at))
-                .returning(ConversationRow::as_returning())
-                .get_result(conn)
-                .await
-                .optional()?
-                .ok_or(StoreError::NotFound(Entity::Conversation))?;
+            let (row, bot): (ConversationRow, BotRow) =
+                diesel::update(conversations::table.find(id.0))
+                    .set(conversations::updated_at.eq(conversations::updated_at))
+                    .returning((ConversationRow::as_returning(), BotRow::as_returning()))
+                    .get_result(conn)
+                    .await
+                    .optional()?
+                    .ok_or(StoreError::NotFound(Entity::Conversation))?;
             let mut conversation: Conversation = row.try_into()?;
-            let bot: BotRow = conversations::table
-                .find(id.0)
-                .select(BotRow::as_select())
-                .first(conn)
-                .await?;
             let held: Option<(i64, Option<String>)> = reply_jobs::table
                 .find(id.0)
                 .select((reply_jobs::trigger_id, reply_jobs::owner))
@@ -297,7 +352,8 @@ impl Store {
                     forget.execute(conn).await?;
                     return Ok(Emitted::nothing(Finished::Dropped));
                 }
-                ReplyOutcome::Reply { draft, .. } => (draft, reply_id(job.trigger)),
+                // Stored through the writer (`finish_reply`), never here.
+                ReplyOutcome::Reply { .. } => return Ok(Emitted::nothing(Finished::Dropped)),
                 ReplyOutcome::HandOff { notice, .. } => (notice, HANDOFF_NOTICE_ID.to_owned()),
             };
             let mut new_row = NewMessageRow::from_draft(draft, at, None)?;
@@ -317,18 +373,6 @@ impl Store {
             let message: Message = stored.try_into()?;
             let mut events = Vec::with_capacity(2);
             match &outcome {
-                ReplyOutcome::Reply { tokens, .. } => {
-                    let tokens = i64::try_from(*tokens).unwrap_or(i64::MAX);
-                    diesel::update(conversations::table.find(id.0))
-                        .set((
-                            conversations::updated_at.eq(at),
-                            conversations::bot_replies.eq(conversations::bot_replies + 1),
-                            conversations::bot_tokens.eq(conversations::bot_tokens + tokens),
-                            conversations::bot_failures.eq(0),
-                        ))
-                        .execute(conn)
-                        .await?;
-                }
                 ReplyOutcome::HandOff { reason, .. } => {
                     let reason = reason.describe();
                     diesel::update(conversations::table.find(id.0))
@@ -353,7 +397,7 @@ impl Store {
                         at,
                     ));
                 }
-                ReplyOutcome::Failed | ReplyOutcome::Nothing => {}
+                ReplyOutcome::Reply { .. } | ReplyOutcome::Failed | ReplyOutcome::Nothing => {}
             }
             conversation.updated_at = Timestamp::from_utc(at);
             events.insert(

@@ -1,7 +1,10 @@
 //! Writing the reply: the model (streamed as `messageDelta` frames), or the offline responder.
 
 use frontdesk_domain::handoff::HandoffReason;
-use frontdesk_domain::Message;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use frontdesk_domain::{Message, PartnerId};
 use frontdesk_llm::prompt::{self, PromptInput};
 use frontdesk_llm::{LlmClient, LlmError, OfflineResponder};
 use frontdesk_store::{ReplyJob, Store};
@@ -23,6 +26,8 @@ pub(super) enum Composer {
         history_tokens: usize,
         /// Streamed with deltas (tools on), or whole (the structured-output fallback).
         streamed: bool,
+        /// Partners' names, which never change: one query fewer per reply.
+        partners: RefCell<HashMap<PartnerId, String>>,
     },
     Offline(OfflineResponder),
 }
@@ -44,6 +49,23 @@ impl Composer {
         match self {
             Composer::Offline(_) => 0,
             Composer::Model { history_tokens, .. } => *history_tokens as u64,
+        }
+    }
+
+    async fn partner_name(&self, store: &Store, partner: PartnerId) -> String {
+        let Composer::Model { partners, .. } = self else {
+            return String::new();
+        };
+        if let Some(name) = partners.borrow().get(&partner) {
+            return name.clone();
+        }
+        // A failed look-up leaves the name out of this prompt rather than fail the reply.
+        match store.partner(partner).await {
+            Ok(found) => {
+                partners.borrow_mut().insert(partner, found.name.clone());
+                found.name
+            }
+            Err(_) => String::new(),
         }
     }
 
@@ -73,6 +95,7 @@ impl Composer {
                 system,
                 history_tokens,
                 streamed,
+                ..
             } => (client, system, *history_tokens, *streamed),
         };
         let conversation = &job.conversation;
@@ -83,11 +106,7 @@ impl Composer {
             .await
             .ok()
             .and_then(|customer| customer.flashback);
-        let partner = store
-            .partner(conversation.partner_id)
-            .await
-            .map(|p| p.name)
-            .unwrap_or_default();
+        let partner = self.partner_name(store, conversation.partner_id).await;
         let messages = prompt::build(&PromptInput {
             system,
             partner_name: &partner,

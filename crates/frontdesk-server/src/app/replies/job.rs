@@ -212,10 +212,14 @@ impl Worker {
             Next::Reply => {
                 // Only now, so a conversation the bot has nothing more to say in (the offline
                 // greeting was sent) never shows a typing flash.
-                if !typing.is_on() {
-                    typing.set(true).await;
-                }
-                self.compose(job, &history).await
+                // Switched on while the prompt is being read, not before: one round trip
+                // fewer ahead of the model call.
+                let switch_on = async {
+                    if !typing.is_on() {
+                        typing.set(true).await;
+                    }
+                };
+                tokio::join!(switch_on, self.compose(job, &history)).1
             }
         })
     }

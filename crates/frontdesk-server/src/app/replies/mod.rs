@@ -80,6 +80,7 @@ impl Replies {
                     system,
                     history_tokens: config.llm_history_tokens,
                     streamed,
+                    partners: Default::default(),
                 }
             }
             None => {
