@@ -55,7 +55,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         sqlite_busy: millis(config.sqlite_busy_timeout_ms),
         append: millis(config.append_timeout_ms),
     };
-    store_config.automated_replies = config.replies.enabled();
+    store_config.reply_lease = config.replies.enabled().then(|| config.replies.lease());
     let store = Store::open(&store_config).await?;
     tracing::info!(backend = ?store.backend(), "database ready");
 

@@ -48,11 +48,12 @@ FROM unnest(?::text[], ?::bigint[], ?::text[], ?::bigint[], ?::bigint[], ?::bool
                           payload, created_at, position)
 ORDER BY position";
 
-/// One statement for the reply jobs a batch calls for (see replies.rs): a new job, or a burst
-/// raising the trigger of the pending one; none once the conversation was handed off.
+/// One statement for the reply jobs a batch calls for (see replies.rs): a new job, claimed by
+/// this instance, or a burst raising the trigger of the pending one (its holder stays); none
+/// once the conversation was handed off.
 const PG_UPSERT_REPLY_JOBS: &str = "\
-INSERT INTO reply_jobs (conversation_id, trigger_id, attempts, created_at)
-SELECT t.conversation_id, t.trigger_id, 0, ?
+INSERT INTO reply_jobs (conversation_id, trigger_id, owner, lease_until, attempts, created_at)
+SELECT t.conversation_id, t.trigger_id, ?, ?, 1, ?
 FROM unnest(?::bigint[], ?::bigint[]) AS t (conversation_id, trigger_id)
 JOIN conversations c ON c.id = t.conversation_id
 WHERE c.handoff_at IS NULL
@@ -75,8 +76,8 @@ WHERE c.id = t.id";
 
 /// The same for one conversation on SQLite.
 const SQLITE_UPSERT_REPLY_JOB: &str = "\
-INSERT INTO reply_jobs (conversation_id, trigger_id, attempts, created_at)
-SELECT id, ?, 0, ? FROM conversations WHERE id = ? AND handoff_at IS NULL
+INSERT INTO reply_jobs (conversation_id, trigger_id, owner, lease_until, attempts, created_at)
+SELECT id, ?, ?, ?, 1, ? FROM conversations WHERE id = ? AND handoff_at IS NULL
 ON CONFLICT (conversation_id)
     DO UPDATE SET trigger_id = max(reply_jobs.trigger_id, excluded.trigger_id)";
 
@@ -95,7 +96,7 @@ pub(crate) mod pg {
         PgUpsertReplyJobs,
     };
     use crate::events::NewEventRow;
-    use crate::group_commit::JobState;
+    use crate::group_commit::{JobState, Replies};
     use crate::rows::{ConversationRow, MessageRow, NewMessageRow};
     use crate::schema::{conversations, reply_jobs};
 
@@ -207,13 +208,19 @@ pub(crate) mod pg {
     /// `(conversation, trigger)` pairs, one per conversation.
     pub(crate) async fn upsert_reply_jobs(
         conn: &mut AsyncPgConnection,
+        replies: &Replies,
         triggers: Vec<(i64, i64)>,
         at: PrimitiveDateTime,
     ) -> QueryResult<()> {
+        let Replies::On { owner, lease } = replies else {
+            return Ok(());
+        };
         if triggers.is_empty() {
             return Ok(());
         }
         let statement = PgUpsertReplyJobs {
+            owner: owner.to_string(),
+            lease_until: at + *lease,
             created_at: at,
             conversation_id: triggers.iter().map(|t| t.0).collect(),
             trigger_id: triggers.iter().map(|t| t.1).collect(),
@@ -268,6 +275,8 @@ array_statement!(PgInsertMessages, PG_INSERT_MESSAGES,
 );
 
 array_statement!(PgUpsertReplyJobs, PG_UPSERT_REPLY_JOBS,
+    owner: String => Text,
+    lease_until: PrimitiveDateTime => Timestamp,
     created_at: PrimitiveDateTime => Timestamp,
     conversation_id: Vec<i64> => Array<BigInt>,
     trigger_id: Vec<i64> => Array<BigInt>,
@@ -306,7 +315,7 @@ pub(crate) mod sqlite {
     use std::collections::HashMap;
 
     use crate::events::NewEventRow;
-    use crate::group_commit::JobState;
+    use crate::group_commit::{JobState, Replies};
     use crate::rows::{ConversationRow, MessageRow, NewMessageRow};
     use crate::schema::{conversations, events, messages, reply_jobs};
 
@@ -397,13 +406,19 @@ pub(crate) mod sqlite {
 
     pub(crate) fn upsert_reply_jobs(
         conn: &mut SqliteConnection,
+        replies: &Replies,
         triggers: Vec<(i64, i64)>,
         at: PrimitiveDateTime,
     ) -> QueryResult<()> {
-        use diesel::sql_types::{BigInt, Timestamp};
+        use diesel::sql_types::{BigInt, Text, Timestamp};
+        let Replies::On { owner, lease } = replies else {
+            return Ok(());
+        };
         for (conversation, trigger) in triggers {
             diesel::sql_query(super::SQLITE_UPSERT_REPLY_JOB)
                 .bind::<BigInt, _>(trigger)
+                .bind::<Text, _>(owner.as_ref())
+                .bind::<Timestamp, _>(at + *lease)
                 .bind::<Timestamp, _>(at)
                 .bind::<BigInt, _>(conversation)
                 .execute(conn)?;

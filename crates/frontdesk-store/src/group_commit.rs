@@ -13,6 +13,7 @@
 //! storing it twice.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel_async::AsyncConnection;
@@ -127,7 +128,7 @@ async fn run(
         }
         let (requests, answers): (Vec<Request>, Vec<_>) =
             jobs.drain(..).map(|job| (job.request, job.reply)).unzip();
-        let batch = write_batch(&pool, &requests, replies).await;
+        let batch = write_batch(&pool, &requests, &replies).await;
         health.note(&batch);
         let (outcomes, failed) = match batch {
             Ok(outcomes) => (outcomes, false),
@@ -144,7 +145,7 @@ async fn run(
                 let size = requests.len();
                 tracing::warn!(%error, size, "batch failed; writing one by one");
                 (
-                    one_by_one(&pool, &health, replies, &requests, &answers).await,
+                    one_by_one(&pool, &health, &replies, &requests, &answers).await,
                     true,
                 )
             }
@@ -167,7 +168,7 @@ async fn run(
 async fn one_by_one(
     pool: &Pool,
     health: &StorageHealth,
-    jobs: Replies,
+    jobs: &Replies,
     requests: &[Request],
     replies: &[oneshot::Sender<Outcome>],
 ) -> Vec<Outcome> {
@@ -208,7 +209,7 @@ async fn one_by_one(
 async fn write_batch(
     pool: &Pool,
     requests: &[Request],
-    replies: Replies,
+    replies: &Replies,
 ) -> Result<Vec<Outcome>, StoreError> {
     let mut conversation_ids: Vec<i64> =
         requests.iter().map(|r| r.draft.conversation_id.0).collect();
@@ -228,7 +229,7 @@ async fn write_batch(
                 // conversation may have both in a batch); the events last, as they take the
                 // event-log lock until the commit.
                 pg::finish_replies(conn, finished(requests, &value)).await?;
-                pg::upsert_reply_jobs(conn, replies.triggers(&value), at).await?;
+                pg::upsert_reply_jobs(conn, replies, replies.triggers(&value), at).await?;
                 pg::insert_events(conn, events).await?;
                 Ok(value)
             })
@@ -237,6 +238,7 @@ async fn write_batch(
         // The same steps in one hop to the connection's blocking thread, not one per statement.
         DbConn::Sqlite(conn) => {
             let requests = requests.to_vec();
+            let replies = replies.clone();
             conn.conn
                 .spawn_blocking(move |conn| {
                     Ok(conn.immediate_transaction::<_, StoreError, _>(|conn| {
@@ -247,7 +249,7 @@ async fn write_batch(
                         let inserted = sqlite::insert_messages(conn, plan.take_rows(), at)?;
                         let Emitted { value, events } = plan.conclude(inserted, &found, at)?;
                         sqlite::finish_replies(conn, finished(&requests, &value))?;
-                        sqlite::upsert_reply_jobs(conn, replies.triggers(&value), at)?;
+                        sqlite::upsert_reply_jobs(conn, &replies, replies.triggers(&value), at)?;
                         sqlite::insert_events(conn, events)?;
                         Ok(value)
                     }))
@@ -257,18 +259,20 @@ async fn write_batch(
     }
 }
 
-/// Whether customer messages in waiting conversations get a reply job in their commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether customer messages in waiting conversations get a reply job in their commit. A
+/// new job is claimed by this instance (`owner`) in that same commit, with a lease of `lease`:
+/// the instance that stored the message answers it without another write.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Replies {
     Off,
-    On,
+    On { owner: Arc<str>, lease: Duration },
 }
 
 impl Replies {
     /// For each conversation where a customer's new message now waits for an agent, the
     /// newest such message: the reply it calls for must have seen it.
-    fn triggers(self, outcomes: &[Outcome]) -> Vec<(i64, i64)> {
-        if self == Replies::Off {
+    fn triggers(&self, outcomes: &[Outcome]) -> Vec<(i64, i64)> {
+        if *self == Replies::Off {
             return Vec::new();
         }
         let mut newest: HashMap<i64, i64> = HashMap::new();
@@ -755,13 +759,13 @@ mod tests {
             request("with id", Some("c-1"), None),
             request("another", None, Some("key-2")),
         ];
-        let first = write_batch(&store.pool, &batch, Replies::Off)
+        let first = write_batch(&store.pool, &batch, &Replies::Off)
             .await
             .unwrap_or_else(|e| panic!("first: {e}"));
         assert!(first.iter().all(|o| matches!(o, Outcome::Created(_))));
         // The writer's retry, one by one, as after a failed batch.
         for single in &batch {
-            let again = write_batch(&store.pool, std::slice::from_ref(single), Replies::Off)
+            let again = write_batch(&store.pool, std::slice::from_ref(single), &Replies::Off)
                 .await
                 .unwrap_or_else(|e| panic!("retry: {e}"));
             assert!(matches!(again.as_slice(), [Outcome::Duplicate]));

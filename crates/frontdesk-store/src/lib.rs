@@ -37,6 +37,8 @@ pub use replies::{reply_id, Finished, ReplyJob, ReplyOutcome, HANDOFF_NOTICE_ID}
 pub use sessions::CustomerSession;
 pub use throttle::ThrottleCount;
 
+use std::sync::Arc;
+
 use diesel_async::RunQueryDsl;
 
 use crate::broker::Broker;
@@ -53,6 +55,8 @@ pub struct Store {
     writer: group_commit::Writer,
     /// Whether writes are failing for lack of space.
     health: health::StorageHealth,
+    /// This process, as the holder of reply-job leases.
+    instance: Arc<str>,
 }
 
 impl Store {
@@ -62,7 +66,9 @@ impl Store {
         let pool = Pool::open(config).await?;
         let broker = Broker::for_pool(&pool, &config.database_url);
         let health = health::StorageHealth::default();
+        let instance: Arc<str> = format!("instance-{:016x}", rand::random::<u64>()).into();
         Ok(Self {
+            instance: Arc::clone(&instance),
             // The writer's own connection: in the server a 32-message batch took 3.7 ms through the
             // shared pool against 2.6 ms without HTTP (see `Pool::dedicated`).
             writer: group_commit::start(
@@ -70,10 +76,12 @@ impl Store {
                 broker.clone(),
                 health.clone(),
                 config.timeouts.append,
-                if config.automated_replies {
-                    group_commit::Replies::On
-                } else {
-                    group_commit::Replies::Off
+                match config.reply_lease {
+                    Some(lease) => group_commit::Replies::On {
+                        owner: Arc::clone(&instance),
+                        lease,
+                    },
+                    None => group_commit::Replies::Off,
                 },
             ),
             health,
@@ -95,6 +103,11 @@ impl Store {
             pool,
             ..self.clone()
         })
+    }
+
+    /// This process's name as the holder of reply jobs (random per start).
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     pub fn backend(&self) -> Backend {

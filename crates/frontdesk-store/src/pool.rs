@@ -51,9 +51,10 @@ pub struct StoreConfig {
     pub max_connections: usize,
     /// How long a database may keep one caller waiting.
     pub timeouts: Timeouts,
-    /// Whether a customer's message in a waiting conversation records a reply job in its own
-    /// commit (the automated responder is on).
-    pub automated_replies: bool,
+    /// Set when the automated responder is on: a customer's message in a waiting
+    /// conversation records a reply job in its own commit, claimed by this instance for this
+    /// long (the responder renews the lease while it works).
+    pub reply_lease: Option<Duration>,
 }
 
 /// Bounds on waiting for the database, so one stuck row or a locked file costs its own
@@ -88,7 +89,7 @@ impl StoreConfig {
             database_url: database_url.into(),
             max_connections: 16,
             timeouts: Timeouts::default(),
-            automated_replies: false,
+            reply_lease: None,
         }
     }
 }

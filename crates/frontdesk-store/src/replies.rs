@@ -173,6 +173,43 @@ impl Store {
         }))
     }
 
+    /// The job of `conversation` if `owner` holds its lease already: the commit of the
+    /// customer's message claimed it for this instance. A read, so the instance that stored
+    /// the message starts on the reply without another write.
+    pub async fn adopt_reply(
+        &self,
+        conversation: ConversationId,
+        owner: &str,
+    ) -> Result<Option<ReplyJob>, StoreError> {
+        let at = now().as_utc();
+        let mut db = self.pool.get().await?;
+        let held: Option<(i64, i64, ConversationRow, BotRow)> = with_conn!(db, |conn| {
+            reply_jobs::table
+                .inner_join(conversations::table)
+                .filter(reply_jobs::conversation_id.eq(conversation.0))
+                .filter(reply_jobs::owner.eq(owner))
+                .filter(reply_jobs::lease_until.gt(at))
+                .select((
+                    reply_jobs::trigger_id,
+                    reply_jobs::attempts,
+                    ConversationRow::as_select(),
+                    BotRow::as_select(),
+                ))
+                .first(conn)
+                .await
+                .optional()?
+        });
+        let Some((trigger, attempts, row, bot)) = held else {
+            return Ok(None);
+        };
+        Ok(Some(ReplyJob {
+            conversation: row.try_into()?,
+            trigger: MessageId(trigger),
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            bot: bot.state(),
+        }))
+    }
+
     /// Jobs nobody holds a live lease on (their instance died, or never got to claim them),
     /// oldest first: for another instance to claim.
     pub async fn unclaimed_replies(&self, limit: i64) -> Result<Vec<ConversationId>, StoreError> {

@@ -5,8 +5,10 @@
 //!   waiting conversations, with the responder off and then on. The responder must not slow
 //!   the request path: the ratio of the p99s should be within noise of 1.
 //! - `replies-latency`: that many waiting conversations get one customer message each, at
-//!   once; each reply's latency is from sending the POST until the bot's `message` reaches an
-//!   agent's socket. The target is p99 at most the model's latency + 50 ms.
+//!   once; each reply's latency is from the customer's message being stored (its POST answered
+//!   201) until the bot's `message` reaches an agent's socket: what the responder adds to the
+//!   model's own time. The target is p99 at most the model's latency + 50 ms. The latency from
+//!   the POST's sending, which includes the burst of 500 POSTs itself, is reported beside it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -235,9 +237,10 @@ async fn reply_latency(ctx: &Ctx, backend: Backend, model: &FakeModel) -> Result
             ws::connect(deployment.server.addr, None, &agent.ws_path(), None, false).await?;
         ws::until(&mut socket, "ready").await?;
 
-        // Sent instants by message id, filled as each POST is answered (before its reply can
-        // arrive: the reply needs the model's 300 ms).
-        let sent: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
+        // By message id: when its POST was sent and when it was answered 201 (the message is
+        // stored: from then on the reply is the responder's work). Filled before the reply
+        // can arrive, since the reply needs the model's 300 ms.
+        let sent: Arc<Mutex<HashMap<i64, (Instant, Instant)>>> = Arc::default();
         let window = Window::start(&deployment.server);
         let posts = ids.iter().zip(&customers).map(|(conversation, customer)| {
             let sent = Arc::clone(&sent);
@@ -264,7 +267,7 @@ async fn reply_latency(ctx: &Ctx, backend: Backend, model: &FakeModel) -> Result
                     .as_i64()
                     .ok_or_else(|| anyhow::anyhow!("no id"))?;
                 if let Ok(mut sent) = sent.lock() {
-                    sent.insert(id, at);
+                    sent.insert(id, (at, Instant::now()));
                 }
                 anyhow::Ok(())
             }
@@ -272,7 +275,8 @@ async fn reply_latency(ctx: &Ctx, backend: Backend, model: &FakeModel) -> Result
         let posted = futures_util::future::join_all(posts);
         let sent_for_listener = Arc::clone(&sent);
         let listen = async move {
-            let mut latencies = Latencies::new();
+            let (mut latencies, mut from_send, mut posts) =
+                (Latencies::new(), Latencies::new(), Latencies::new());
             let (mut replies, mut handoffs, mut duplicates) = (0usize, 0u64, 0u64);
             let mut seen = std::collections::HashSet::new();
             let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -305,11 +309,13 @@ async fn reply_latency(ctx: &Ctx, backend: Backend, model: &FakeModel) -> Result
                     .lock()
                     .ok()
                     .and_then(|s| s.get(&reply_to).copied());
-                if let Some(at) = at {
-                    latencies.record(arrived.duration_since(at));
+                if let Some((sent, stored)) = at {
+                    latencies.record(arrived.duration_since(stored));
+                    from_send.record(arrived.duration_since(sent));
+                    posts.record(stored.duration_since(sent));
                 }
             }
-            anyhow::Ok((latencies, replies, handoffs, duplicates))
+            anyhow::Ok((latencies, from_send, posts, replies, handoffs, duplicates))
         };
         let (posted, heard) = tokio::join!(posted, listen);
         window.finish(&deployment.server, &mut row);
@@ -322,7 +328,12 @@ async fn reply_latency(ctx: &Ctx, backend: Backend, model: &FakeModel) -> Result
             failed.len() as u64,
             failed.into_iter().take(3).collect::<Vec<_>>().join(" | "),
         );
-        let (latencies, replies, handoffs, duplicates) = heard?;
+        let (latencies, from_send, posts, replies, handoffs, duplicates) = heard?;
+        // The burst of 500 POSTs at once is the request path's own load (see replies-post for
+        // the responder's effect on it); these say how long it took.
+        row.extra("post_p99_us", posts.summary().p99_us);
+        row.extra("from_post_sent_p50_us", from_send.summary().p50_us);
+        row.extra("from_post_sent_p99_us", from_send.summary().p99_us);
         row.error(
             (count - replies) as u64,
             format!("{} replies never arrived", count - replies),

@@ -64,7 +64,7 @@ impl Worker {
         running.insert(conversation, nudges);
         drop(running);
         let worker = Rc::clone(self);
-        actix_web::rt::spawn(async move {
+        tokio::task::spawn_local(async move {
             worker.supervise(conversation, heard).await;
         });
     }
@@ -76,11 +76,18 @@ impl Worker {
         conversation: ConversationId,
         heard: watch::Receiver<Nudge>,
     ) {
-        let claimed = match self
-            .store
-            .claim_reply(conversation, &self.owner, self.lease)
-            .await
-        {
+        // Claimed by the commit of the customer's message when this instance stored it;
+        // otherwise (found by the sweep) claimed now, if its lease is free.
+        let claimed = match self.store.adopt_reply(conversation, &self.owner).await {
+            Ok(Some(job)) => Ok(Some(job)),
+            Ok(None) => {
+                self.store
+                    .claim_reply(conversation, &self.owner, self.lease)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        let claimed = match claimed {
             Ok(claimed) => claimed,
             Err(error) => {
                 tracing::warn!(conversation = conversation.0, %error, "claiming a reply job failed");
@@ -89,7 +96,8 @@ impl Worker {
         };
         if let Some(job) = claimed {
             let typing = Rc::new(progress::Typing::new(&self.store, &job.conversation));
-            let run = actix_web::rt::spawn(Rc::clone(&self).run(job, heard, Rc::clone(&typing)));
+            let run =
+                tokio::task::spawn_local(Rc::clone(&self).run(job, heard, Rc::clone(&typing)));
             if run.await.is_err() {
                 tracing::error!(
                     conversation = conversation.0,

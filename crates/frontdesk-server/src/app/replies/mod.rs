@@ -62,7 +62,7 @@ impl Replies {
         })
     }
 
-    /// Starts the dispatcher and the sweep on the calling runtime, with `store` (a pool of
+    /// Starts the dispatcher and the sweep on a thread of their own, with `store` (a pool of
     /// the responder's own).
     pub(crate) fn start(store: Store, config: &ReplyConfig) -> Result<Arc<Self>, String> {
         let composer = match config.llm() {
@@ -93,19 +93,43 @@ impl Replies {
             running: Mutex::default(),
             stats: ReplyStats::default(),
         });
-        let worker = Rc::new(job::Worker {
-            store,
-            owner: format!("instance-{:016x}", rand::random::<u64>()),
-            lease: config.lease(),
-            composer,
-            policy: job::Policy {
-                budget: config.budget(),
-                phrases: config.phrases(),
-                handoff_notice: config.handoff_notice.clone(),
-            },
-            replies: Arc::clone(&replies),
-        });
-        actix_web::rt::spawn(dispatch(worker, rx));
+        // The store claims new jobs for this instance under the same name.
+        let owner = store.instance().to_owned();
+        let lease = config.lease();
+        let policy = job::Policy {
+            budget: config.budget(),
+            phrases: config.phrases(),
+            handoff_notice: config.handoff_notice.clone(),
+        };
+        let shared = Arc::clone(&replies);
+        // A thread of its own: hundreds of replies at once keep a core busy (prompts, the
+        // model's HTTP, the database), which on the server's main thread would also slow the
+        // tailer that feeds every WebSocket. Its store's connections are opened, and driven,
+        // there.
+        std::thread::Builder::new()
+            .name("frontdesk-replies".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        tracing::error!(%error, "automated replies cannot start");
+                        return;
+                    }
+                };
+                let worker = Rc::new(job::Worker {
+                    store,
+                    owner,
+                    lease,
+                    composer,
+                    policy,
+                    replies: shared,
+                });
+                tokio::task::LocalSet::new().block_on(&runtime, dispatch(worker, rx));
+            })
+            .map_err(|e| format!("cannot start its thread: {e}"))?;
         Ok(replies)
     }
 
