@@ -11,8 +11,8 @@ use diesel_async::RunQueryDsl;
 use frontdesk_domain::event::HandoffNotice;
 use frontdesk_domain::handoff::{BotState, Handoff, HandoffReason};
 use frontdesk_domain::{
-    Audience, Conversation, ConversationId, ConversationStatus, Event, Message, MessageDraft,
-    MessageId, Timestamp, Viewer,
+    Audience, Conversation, ConversationId, ConversationStatus, Event, Flashback, Message,
+    MessageDraft, MessageId, Timestamp, Viewer,
 };
 use time::PrimitiveDateTime;
 
@@ -22,7 +22,7 @@ use crate::group_commit::{Outcome, ReplyMark};
 use crate::messages::Appended;
 use crate::pool::with_conn;
 use crate::rows::{convert_all, now, ConversationRow, MessageRow, NewMessageRow};
-use crate::schema::{conversations, messages, reply_jobs};
+use crate::schema::{conversations, customers, messages, reply_jobs};
 use crate::write::{write_with_events, Emitted};
 use crate::Store;
 
@@ -44,6 +44,16 @@ pub struct ReplyJob {
     /// holding it.
     pub attempts: u32,
     pub bot: BotState,
+    /// The customer's Flashback profile, for the prompt (read with the job: one query fewer
+    /// per reply).
+    pub flashback: Option<Flashback>,
+}
+
+/// The customer's stored Flashback, as the job reads it.
+fn flashback_of(text: Option<String>) -> Result<Option<Flashback>, StoreError> {
+    text.map(|text| serde_json::from_str::<Flashback>(&text))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("customer flashback: {e}")))
 }
 
 /// How a job ended, as the responder decided it.
@@ -109,6 +119,10 @@ impl BotRow {
     }
 }
 
+/// A job as a claim reads it: trigger, claims so far, the conversation, the bot's counters
+/// and the customer's Flashback text.
+type Claimed = (MessageId, u32, ConversationRow, BotRow, Option<String>);
+
 fn lease_end(lease: std::time::Duration) -> PrimitiveDateTime {
     now().as_utc() + lease
 }
@@ -126,7 +140,7 @@ impl Store {
         let until = lease_end(lease);
         // A write: on SQLite it takes this instance's write turn, like every write.
         let (_turn, mut db) = self.pool.write().await?;
-        let claimed: Option<(MessageId, u32, ConversationRow, BotRow)> = with_conn!(db, |conn| {
+        let claimed: Option<Claimed> = with_conn!(db, |conn| {
             let row: Option<(i64, i64)> = diesel::update(
                 reply_jobs::table
                     .filter(reply_jobs::conversation_id.eq(conversation.0))
@@ -148,9 +162,18 @@ impl Store {
             match row {
                 None => None,
                 Some((trigger, attempts)) => {
-                    let (conversation_row, bot) = conversations::table
-                        .find(conversation.0)
-                        .select((ConversationRow::as_select(), BotRow::as_select()))
+                    let (conversation_row, bot, flashback) = conversations::table
+                        .inner_join(
+                            customers::table.on(customers::partner_id
+                                .eq(conversations::partner_id)
+                                .and(customers::id.eq(conversations::customer_id))),
+                        )
+                        .filter(conversations::id.eq(conversation.0))
+                        .select((
+                            ConversationRow::as_select(),
+                            BotRow::as_select(),
+                            customers::flashback,
+                        ))
                         .first(conn)
                         .await?;
                     Some((
@@ -158,11 +181,12 @@ impl Store {
                         u32::try_from(attempts).unwrap_or(u32::MAX),
                         conversation_row,
                         bot,
+                        flashback,
                     ))
                 }
             }
         });
-        let Some((trigger, attempts, row, bot)) = claimed else {
+        let Some((trigger, attempts, row, bot, flashback)) = claimed else {
             return Ok(None);
         };
         Ok(Some(ReplyJob {
@@ -170,6 +194,7 @@ impl Store {
             trigger,
             attempts,
             bot: bot.state(),
+            flashback: flashback_of(flashback)?,
         }))
     }
 
@@ -183,9 +208,14 @@ impl Store {
     ) -> Result<Option<ReplyJob>, StoreError> {
         let at = now().as_utc();
         let mut db = self.pool.get().await?;
-        let held: Option<(i64, i64, ConversationRow, BotRow)> = with_conn!(db, |conn| {
+        let held: Option<Claimed> = with_conn!(db, |conn| {
             reply_jobs::table
                 .inner_join(conversations::table)
+                .inner_join(
+                    customers::table.on(customers::partner_id
+                        .eq(conversations::partner_id)
+                        .and(customers::id.eq(conversations::customer_id))),
+                )
                 .filter(reply_jobs::conversation_id.eq(conversation.0))
                 .filter(reply_jobs::owner.eq(owner))
                 .filter(reply_jobs::lease_until.gt(at))
@@ -194,19 +224,25 @@ impl Store {
                     reply_jobs::attempts,
                     ConversationRow::as_select(),
                     BotRow::as_select(),
+                    customers::flashback,
                 ))
-                .first(conn)
+                .first::<(i64, i64, ConversationRow, BotRow, Option<String>)>(conn)
                 .await
                 .optional()?
+                .map(|(trigger, attempts, row, bot, flashback)| {
+                    let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
+                    (MessageId(trigger), attempts, row, bot, flashback)
+                })
         });
-        let Some((trigger, attempts, row, bot)) = held else {
+        let Some((trigger, attempts, row, bot, flashback)) = held else {
             return Ok(None);
         };
         Ok(Some(ReplyJob {
             conversation: row.try_into()?,
-            trigger: MessageId(trigger),
-            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            trigger,
+            attempts,
             bot: bot.state(),
+            flashback: flashback_of(flashback)?,
         }))
     }
 

@@ -99,19 +99,12 @@ impl Composer {
             } => (client, system, *history_tokens, *streamed),
         };
         let conversation = &job.conversation;
-        // What the prompt may say of the customer and the partner; a failed look-up leaves
-        // it out rather than fail the reply.
-        let flashback = store
-            .customer(conversation.partner_id, &conversation.customer_id)
-            .await
-            .ok()
-            .and_then(|customer| customer.flashback);
         let partner = self.partner_name(store, conversation.partner_id).await;
         let messages = prompt::build(&PromptInput {
             system,
             partner_name: &partner,
             history,
-            flashback: flashback.as_ref(),
+            flashback: job.flashback.as_ref(),
             token_budget: history_tokens,
         });
         let reply = if streamed {
