@@ -23,7 +23,27 @@ pub enum HandoffReason {
     Busy,
 }
 
+/// The longest reason the model may give, in characters: it is shown to agents, and the
+/// model's words can be steered by the customer.
+pub const MODEL_REASON_MAX_CHARS: usize = 200;
+
 impl HandoffReason {
+    /// The model's own reason, made fit to show: control characters removed, cut to
+    /// `MODEL_REASON_MAX_CHARS`; a generic one if nothing is left.
+    pub fn from_model(reason: &str) -> Self {
+        let clean: String = reason
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MODEL_REASON_MAX_CHARS)
+            .collect();
+        let clean = clean.trim();
+        HandoffReason::Model(if clean.is_empty() {
+            "the assistant asked for a person".to_owned()
+        } else {
+            clean.to_owned()
+        })
+    }
+
     /// For agents (the `handoff.reason` of the agent API).
     pub fn describe(&self) -> String {
         match self {
@@ -290,6 +310,23 @@ mod tests {
     }
 
     const PHRASES: &[&str] = DEFAULT_PERSON_PHRASES;
+
+    #[test]
+    fn the_models_reason_is_cut_and_cleaned_before_agents_see_it() {
+        let long = "x".repeat(500);
+        assert_eq!(
+            HandoffReason::from_model(&long).describe().chars().count(),
+            MODEL_REASON_MAX_CHARS
+        );
+        assert_eq!(
+            HandoffReason::from_model(" wants\u{0} a\nrefund ").describe(),
+            "wants arefund"
+        );
+        assert_eq!(
+            HandoffReason::from_model("\u{7}  ").describe(),
+            "the assistant asked for a person"
+        );
+    }
 
     #[test]
     fn work_that_stored_nothing_still_counts_against_the_token_budget() {

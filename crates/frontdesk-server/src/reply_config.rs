@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use frontdesk_domain::handoff::{BotBudget, DEFAULT_PERSON_PHRASES};
+use frontdesk_domain::limits::CONTENT_MAX_CHARS;
 use frontdesk_llm::LlmConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -141,7 +142,8 @@ impl ReplyConfig {
         llm.max_retries = self.llm_max_retries;
         llm.max_in_flight = self.llm_max_in_flight.max(1);
         llm.breaker_failures = self.llm_breaker_failures.max(1);
-        llm.breaker_cool_down = Duration::from_secs_f64(self.llm_breaker_secs.max(0.0));
+        llm.breaker_cool_down =
+            Duration::from_secs_f64(finite_or(self.llm_breaker_secs, 30.0).clamp(0.0, 86_400.0));
         llm.tools = self.llm_tools;
         Some(llm)
     }
@@ -172,6 +174,83 @@ impl ReplyConfig {
     }
 
     pub fn lease(&self) -> Duration {
-        Duration::from_secs_f64(self.reply_lease_secs.clamp(0.5, 3_600.0))
+        Duration::from_secs_f64(finite_or(self.reply_lease_secs, 15.0).clamp(0.5, 3_600.0))
+    }
+
+    /// The texts the bot may have to post, checked before anything starts: a notice that
+    /// could not be stored would silently prevent every hand-off.
+    pub fn check(&self) -> Result<(), String> {
+        let texts = [
+            ("--handoff-notice", Some(self.handoff_notice.as_str())),
+            ("--offline-greeting", self.offline_greeting.as_deref()),
+        ];
+        for (flag, text) in texts {
+            let Some(text) = text else { continue };
+            let chars = text.trim().chars().count();
+            if chars == 0 && flag == "--handoff-notice" {
+                return Err(format!("{flag} must not be empty"));
+            }
+            if chars > CONTENT_MAX_CHARS || text.contains('\0') {
+                return Err(format!(
+                    "{flag} must be at most {CONTENT_MAX_CHARS} characters, without NUL"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `value`, or `default` when it is NaN or infinite (which `Duration` cannot hold).
+fn finite_or(value: f64, default: f64) -> f64 {
+    if value.is_finite() {
+        value
+    } else {
+        default
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        replies: ReplyConfig,
+    }
+
+    fn parsed(args: &[&str]) -> ReplyConfig {
+        let args = std::iter::once("frontdesk").chain(args.iter().copied());
+        Flags::try_parse_from(args)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .replies
+    }
+
+    #[test]
+    fn a_notice_the_bot_could_not_post_stops_the_start() {
+        assert!(parsed(&[]).check().is_ok());
+        assert!(parsed(&["--handoff-notice", "  "]).check().is_err());
+        let long = "x".repeat(CONTENT_MAX_CHARS + 1);
+        assert!(parsed(&["--handoff-notice", &long]).check().is_err());
+        assert!(parsed(&["--offline-greeting", &long]).check().is_err());
+        // An empty greeting falls back to the built-in one.
+        assert!(parsed(&["--offline-greeting", ""]).check().is_ok());
+    }
+
+    #[test]
+    fn durations_that_cannot_be_held_fall_back_to_their_defaults() {
+        let config = parsed(&[
+            "--reply-lease-secs",
+            "NaN",
+            "--llm-breaker-secs",
+            "inf",
+            "--llm-url",
+            "http://m/v1",
+        ]);
+        assert_eq!(config.lease(), Duration::from_secs(15));
+        let llm = config.llm().unwrap_or_else(|| panic!("no model"));
+        assert_eq!(llm.breaker_cool_down, Duration::from_secs(30));
     }
 }

@@ -20,6 +20,7 @@ on_both_backends!(
     the_reply_budget_hands_off,
     the_token_budget_hands_off,
     a_flood_of_messages_cannot_buy_model_calls_for_free,
+    a_follow_up_sent_as_a_reply_lands_is_answered_at_once,
     every_model_failure_leaves_the_conversation_waiting_and_hands_off_when_repeated,
     a_dead_model_costs_nothing_per_message_once_the_breaker_opens,
     beyond_the_in_flight_limit_a_conversation_is_handed_off,
@@ -575,6 +576,51 @@ async fn a_flood_of_messages_cannot_buy_model_calls_for_free(backend: Backend) {
         (1..=5).contains(&calls),
         "{calls} model calls for 12 messages"
     );
+}
+
+async fn a_follow_up_sent_as_a_reply_lands_is_answered_at_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let model = FakeModel::answering(|request: &Value| {
+        let text = format!("About {}", last_user_text(request));
+        Step::reply(
+            request,
+            &text,
+            Duration::from_millis(300),
+            1,
+            Duration::ZERO,
+        )
+    })
+    .await;
+    // A lease far longer than the patience: a follow-up left for the lease to run out fails.
+    let server = start(&db, &model, &[("FRONTDESK_REPLY_LEASE_SECS", "120")]).await;
+    let partner = server.register("Acme").await;
+    let mut conversations = Vec::new();
+    // The follow-up lands around the moment the first reply is stored, a little earlier or
+    // later each time.
+    for (i, offset) in [240u64, 270, 300, 320, 340, 360, 400].iter().enumerate() {
+        let customer = format!("c{i}");
+        let conversation = server.conversation(&partner, &customer).await;
+        server.say(&partner, conversation, &customer, "first").await;
+        tokio::time::sleep(Duration::from_millis(*offset)).await;
+        let follow_up = server
+            .say(&partner, conversation, &customer, "second")
+            .await;
+        conversations.push((conversation, follow_up["id"].clone()));
+    }
+    for (conversation, follow_up) in conversations {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let said = bot_messages(&server, &partner, conversation).await;
+            if said.iter().any(|m| m["metadata"]["replyTo"] == follow_up) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the follow-up {follow_up} in {conversation} was never answered: {said:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 async fn every_model_failure_leaves_the_conversation_waiting_and_hands_off_when_repeated(

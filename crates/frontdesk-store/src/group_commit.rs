@@ -805,4 +805,83 @@ mod tests {
             retry_after_a_commit_stores_nothing_twice(&db.url).await;
         }
     }
+
+    /// A bot reply to `t1` and the customer's next message `t2` in one batch: the reply is
+    /// stored, its job finished, and a new job for `t2` left, held by this instance. (Were the
+    /// job finished after the new message's upsert, `t2` would lose its job.)
+    async fn a_reply_and_the_next_message_in_one_batch_leave_a_job_for_the_next(url: &str) {
+        let (store, partner) = crate::test_store::with_acme(url).await;
+        let ann = CustomerId::parse("ann").unwrap_or_else(|e| panic!("{e}"));
+        let conversation = store
+            .create_conversation(partner.id, &ann)
+            .await
+            .unwrap_or_else(|e| panic!("conversation: {e}"));
+        let replies = Replies::On {
+            owner: Arc::from("instance-a"),
+            lease: Duration::from_secs(60),
+        };
+        let said = |content: &str| Request {
+            viewer: Viewer::Partner(partner.id),
+            draft: MessageDraft::new(
+                conversation.id,
+                Sender::Customer(ann.clone()),
+                content.into(),
+                None,
+                Some(format!("c-{content}")),
+            )
+            .unwrap_or_else(|e| panic!("draft: {e}")),
+            append_key: None,
+            reply: None,
+        };
+        let first = write_batch(&store.pool, &[said("first")], &replies)
+            .await
+            .unwrap_or_else(|e| panic!("first: {e}"));
+        let [Outcome::Created(first)] = first.as_slice() else {
+            panic!("first not stored");
+        };
+        let t1 = first.message.id.0;
+        let reply = Request {
+            viewer: Viewer::Partner(partner.id),
+            draft: MessageDraft::new(
+                conversation.id,
+                Sender::Bot,
+                "Hello!".into(),
+                None,
+                Some(format!("bot-reply:{t1}")),
+            )
+            .unwrap_or_else(|e| panic!("draft: {e}")),
+            append_key: None,
+            reply: Some(ReplyMark {
+                trigger: t1,
+                tokens: 5,
+            }),
+        };
+        let both = write_batch(&store.pool, &[reply, said("second")], &replies)
+            .await
+            .unwrap_or_else(|e| panic!("batch: {e}"));
+        let [Outcome::Created(_), Outcome::Created(second)] = both.as_slice() else {
+            panic!("both should be stored");
+        };
+        let job = store
+            .adopt_reply(conversation.id, "instance-a")
+            .await
+            .unwrap_or_else(|e| panic!("adopt: {e}"))
+            .unwrap_or_else(|| panic!("the next message lost its job"));
+        assert_eq!(job.trigger, second.message.id);
+        assert_eq!(job.bot.replies(), 1, "the reply was counted");
+    }
+
+    #[tokio::test]
+    async fn reply_batch_sqlite() {
+        let db = frontdesk_testkit::TestDb::new(frontdesk_testkit::Backend::Sqlite).await;
+        a_reply_and_the_next_message_in_one_batch_leave_a_job_for_the_next(&db.url).await;
+    }
+
+    #[tokio::test]
+    async fn reply_batch_postgres() {
+        if frontdesk_testkit::Backend::Postgres.enabled() {
+            let db = frontdesk_testkit::TestDb::new(frontdesk_testkit::Backend::Postgres).await;
+            a_reply_and_the_next_message_in_one_batch_leave_a_job_for_the_next(&db.url).await;
+        }
+    }
 }

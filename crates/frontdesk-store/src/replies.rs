@@ -49,11 +49,16 @@ pub struct ReplyJob {
     pub flashback: Option<Flashback>,
 }
 
-/// The customer's stored Flashback, as the job reads it.
+/// The customer's stored Flashback, as the job reads it. One that cannot be read is left out
+/// of the prompt: the reply (or its hand-off) must not be held up by it.
 fn flashback_of(text: Option<String>) -> Result<Option<Flashback>, StoreError> {
-    text.map(|text| serde_json::from_str::<Flashback>(&text))
-        .transpose()
-        .map_err(|e| StoreError::Corrupt(format!("customer flashback: {e}")))
+    Ok(text.and_then(|text| match serde_json::from_str::<Flashback>(&text) {
+        Ok(flashback) => Some(flashback),
+        Err(error) => {
+            tracing::warn!(%error, "a customer's stored Flashback cannot be read; left out of the prompt");
+            None
+        }
+    }))
 }
 
 /// How a job ended, as the responder decided it.
@@ -246,9 +251,13 @@ impl Store {
         }))
     }
 
-    /// Jobs nobody holds a live lease on (their instance died, or never got to claim them),
-    /// oldest first: for another instance to claim.
-    pub async fn unclaimed_replies(&self, limit: i64) -> Result<Vec<ConversationId>, StoreError> {
+    /// Jobs nobody holds a live lease on (their instance died), and `owner`'s own (one it
+    /// holds but may not be running: a trigger it missed), oldest first.
+    pub async fn unclaimed_replies(
+        &self,
+        owner: &str,
+        limit: i64,
+    ) -> Result<Vec<ConversationId>, StoreError> {
         let at = now().as_utc();
         let mut db = self.pool.get().await?;
         let ids: Vec<i64> = with_conn!(db, |conn| {
@@ -256,7 +265,8 @@ impl Store {
                 .filter(
                     reply_jobs::owner
                         .is_null()
-                        .or(reply_jobs::lease_until.lt(at)),
+                        .or(reply_jobs::lease_until.lt(at))
+                        .or(reply_jobs::owner.eq(owner)),
                 )
                 .order(reply_jobs::created_at.asc())
                 .limit(limit)
@@ -361,11 +371,15 @@ impl Store {
             return self.end_reply(job, owner, outcome).await;
         };
         let finished = self.append_reply(job, draft, *tokens).await?;
-        if matches!(finished, Finished::Dropped) {
-            // The conversation left the queue: its job goes now, not when the lease runs out.
-            self.end_reply(job, owner, ReplyOutcome::Nothing).await?;
+        if !matches!(finished, Finished::Dropped) {
+            return Ok(finished);
         }
-        Ok(finished)
+        // Nothing stored: the job goes now, not when its lease runs out, unless a newer
+        // customer message moved it meanwhile (then it is answered next).
+        match self.end_reply(job, owner, ReplyOutcome::Nothing).await? {
+            superseded @ Finished::Superseded(_) => Ok(superseded),
+            _ => Ok(Finished::Dropped),
+        }
     }
 
     /// A hand-off, a failure or nothing to say, in one transaction under the conversation's

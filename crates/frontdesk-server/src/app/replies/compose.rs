@@ -125,7 +125,7 @@ impl Composer {
             client.complete(&messages).await?
         };
         if let Some(reason) = reply.handoff {
-            return Ok(Composed::HandOff(HandoffReason::Model(reason)));
+            return Ok(Composed::HandOff(HandoffReason::from_model(&reason)));
         }
         let tokens = reply.tokens.unwrap_or_else(|| {
             let prompt: usize = messages

@@ -34,6 +34,8 @@ pub(super) struct Worker {
     /// This instance, as the lease holder.
     pub owner: String,
     pub lease: Duration,
+    /// Jobs the sweep may have running at once (the model's in-flight limit).
+    pub max_jobs: usize,
     pub composer: Composer,
     pub policy: Policy,
     pub replies: Arc<Replies>,
@@ -41,12 +43,21 @@ pub(super) struct Worker {
 
 impl Worker {
     /// Starts a job for `conversation` unless one runs here already, which is nudged instead.
+    /// The sweep (`message` `None`) starts no more jobs than the model may take calls at once:
+    /// after a restart, a backlog waits for the next sweep instead of being handed off as
+    /// busy.
     pub(super) fn start_or_nudge(
         self: &Rc<Self>,
         conversation: ConversationId,
         message: Option<MessageId>,
     ) {
         let mut running = self.replies.running();
+        if message.is_none()
+            && running.len() >= self.max_jobs
+            && !running.contains_key(&conversation)
+        {
+            return;
+        }
         if let Some(job) = running.get(&conversation) {
             if let Some(message) = message {
                 job.send_if_modified(|current| match *current {
@@ -94,6 +105,8 @@ impl Worker {
                 None
             }
         };
+        // What the job last heard, read once it has ended (below).
+        let last = heard.clone();
         if let Some(job) = claimed {
             let typing = Rc::new(progress::Typing::new(&self.store, &job.conversation));
             let run =
@@ -110,6 +123,12 @@ impl Worker {
             }
         }
         self.replies.running().remove(&conversation);
+        // A customer message that came as the job ended was only a nudge to it, and its commit
+        // may have made a new job held by this instance: look again now rather than when the
+        // sweep finds it. (Nothing to do finds nothing: one read.)
+        if matches!(*last.borrow(), Nudge::Newer(_)) {
+            self.start_or_nudge(conversation, None);
+        }
     }
 
     async fn run(

@@ -65,6 +65,7 @@ impl Replies {
     /// Starts the dispatcher and the sweep on a thread of their own, with `store` (a pool of
     /// the responder's own).
     pub(crate) fn start(store: Store, config: &ReplyConfig) -> Result<Arc<Self>, String> {
+        config.check()?;
         let composer = match config.llm() {
             Some(llm) => {
                 let system = match &config.llm_system_prompt_file {
@@ -96,6 +97,7 @@ impl Replies {
         // The store claims new jobs for this instance under the same name.
         let owner = store.instance().to_owned();
         let lease = config.lease();
+        let max_jobs = config.llm().map_or(usize::MAX, |llm| llm.max_in_flight);
         let policy = job::Policy {
             budget: config.budget(),
             phrases: config.phrases(),
@@ -123,6 +125,7 @@ impl Replies {
                     store,
                     owner,
                     lease,
+                    max_jobs,
                     composer,
                     policy,
                     replies: shared,
@@ -136,7 +139,8 @@ impl Replies {
     /// A customer's message `message` now waits in `conversation`: answer it. Never waits.
     pub(crate) fn trigger(&self, conversation: ConversationId, message: MessageId) {
         if let Some(triggers) = &self.triggers {
-            // Full: the sweep finds the job in the database.
+            // Full: the sweep finds the job in the database (it looks at this instance's own
+            // jobs that nothing here runs, too).
             let _ = triggers.try_send((conversation, message));
         }
     }
@@ -219,7 +223,7 @@ async fn dispatch(
                 worker.start_or_nudge(conversation, Some(message));
             }
             _ = sweep.tick() => {
-                match worker.store.unclaimed_replies(SWEEP_BATCH).await {
+                match worker.store.unclaimed_replies(&worker.owner, SWEEP_BATCH).await {
                     Ok(ids) => {
                         for id in ids {
                             worker.start_or_nudge(id, None);

@@ -64,6 +64,7 @@ pub(super) async fn relay_deltas(
 ) {
     let audience = Audience::conversation(conversation);
     let mut seq = 0u32;
+    let mut warned = false;
     let mut due = Instant::now();
     while let Some(first) = pieces.recv().await {
         let mut text = first;
@@ -89,7 +90,11 @@ pub(super) async fn relay_deltas(
                 .publish_delta(DeltaSignal::new(&audience, delta))
                 .await
             {
-                tracing::debug!(conversation = conversation.id.0, %error, "reply delta not sent");
+                // Once per reply: the stored message follows anyway.
+                if !warned {
+                    tracing::warn!(conversation = conversation.id.0, %error, "reply deltas not sent");
+                    warned = true;
+                }
             }
         }
         due = Instant::now() + DELTA_INTERVAL;
