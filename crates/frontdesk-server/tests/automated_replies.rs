@@ -5,7 +5,9 @@ mod support;
 
 use std::time::Duration;
 
-use frontdesk_testkit::fake_model::{completion, delta, last_user_text, FakeModel, Step};
+use frontdesk_testkit::fake_model::{
+    completion, delta, last_user_text, stream_pieces, FakeModel, Step,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::{Agent, Backend, Partner, Server, TestDb, WsClient};
@@ -33,15 +35,13 @@ const PATIENCE: Duration = Duration::from_secs(10);
 
 /// The server with automated replies by the model at `model`, failing fast.
 async fn start(db: &TestDb, model: &FakeModel, extra: &[(&str, &str)]) -> Server {
-    let mut env = vec![
-        ("FRONTDESK_AUTOMATED_REPLIES", "on"),
-        ("FRONTDESK_LLM_URL", model.url.as_str()),
+    let mut env = model.server_env();
+    env.extend_from_slice(&[
         ("FRONTDESK_LLM_MODEL", "test-model"),
         ("FRONTDESK_LLM_API_KEY", "sk-test-secret"),
-        ("FRONTDESK_LLM_MAX_RETRIES", "0"),
         ("FRONTDESK_LLM_FIRST_TOKEN_TIMEOUT_MS", "2000"),
         ("FRONTDESK_LLM_TOTAL_TIMEOUT_MS", "5000"),
-    ];
+    ]);
     env.extend_from_slice(extra);
     Server::start_with(db, &env).await
 }
@@ -265,16 +265,7 @@ async fn the_model_is_shown_the_history_the_flashback_traits_and_the_metadata(ba
 async fn a_burst_of_messages_gets_one_reply_that_saw_all_of_them(backend: Backend) {
     let db = TestDb::new(backend).await;
     // Slow enough that the burst arrives while the first call is still out.
-    let model = FakeModel::answering(|request: &Value| {
-        Step::reply(
-            request,
-            "All three noted.",
-            Duration::from_millis(700),
-            2,
-            Duration::ZERO,
-        )
-    })
-    .await;
+    let model = FakeModel::replying("All three noted.", Duration::from_millis(700), 2).await;
     let server = start(&db, &model, &[]).await;
     let (partner, conversation, mut socket) = open(&server, "ann").await;
     let mut last = Value::Null;
@@ -314,10 +305,9 @@ async fn an_agent_taking_the_conversation_mid_stream_drops_the_half_made_reply(b
     let db = TestDb::new(backend).await;
     // One piece, then a long pause before the rest.
     let model = FakeModel::answering(|_: &Value| {
-        Step::Stream(vec![
-            (Duration::ZERO, delta("Let me ")),
-            (Duration::from_secs(3), delta("check that for you.")),
-            (Duration::ZERO, frontdesk_testkit::fake_model::stream_end()),
+        stream_pieces(&[
+            (Duration::ZERO, "Let me "),
+            (Duration::from_secs(3), "check that for you."),
         ])
     })
     .await;
@@ -543,16 +533,7 @@ async fn the_token_budget_hands_off(backend: Backend) {
 async fn a_flood_of_messages_cannot_buy_model_calls_for_free(backend: Backend) {
     let db = TestDb::new(backend).await;
     // Slower than the flood: every message arrives while a call is out, and cancels it.
-    let model = FakeModel::answering(|request: &Value| {
-        Step::reply(
-            request,
-            "Sure.",
-            Duration::from_millis(800),
-            1,
-            Duration::ZERO,
-        )
-    })
-    .await;
+    let model = FakeModel::replying("Sure.", Duration::from_millis(800), 1).await;
     let server = start(&db, &model, &[("FRONTDESK_BOT_MAX_TOKENS", "10000")]).await;
     let agent = server.agent("agent@example.com", false).await;
     let (partner, conversation, _socket) = open(&server, "ann").await;
@@ -722,16 +703,7 @@ async fn a_dead_model_costs_nothing_per_message_once_the_breaker_opens(backend: 
 
 async fn beyond_the_in_flight_limit_a_conversation_is_handed_off(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let model = FakeModel::answering(|request: &Value| {
-        Step::reply(
-            request,
-            "Done.",
-            Duration::from_millis(1500),
-            1,
-            Duration::ZERO,
-        )
-    })
-    .await;
+    let model = FakeModel::replying("Done.", Duration::from_millis(1500), 1).await;
     let server = start(&db, &model, &[("FRONTDESK_LLM_MAX_IN_FLIGHT", "1")]).await;
     let agent = server.agent("agent@example.com", false).await;
     let partner = server.register("Acme").await;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
 use frontdesk_testkit::browser::{artefact_dir, Browser, ChromeDriver};
-use frontdesk_testkit::fake_model::{delta, last_user_text, stream_end, FakeModel, Step};
+use frontdesk_testkit::fake_model::{last_user_text, stream_pieces, FakeModel, Step};
 use frontdesk_testkit::relay::Relay;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -832,22 +832,13 @@ async fn automated_replies_stream_and_hand_offs_come_first(backend: Backend) {
         if last_user_text(req) == REFUND {
             return Step::handoff(req, REFUND_REASON);
         }
-        Step::Stream(vec![
-            (Duration::ZERO, delta(DRAFT_HEAD)),
-            (Duration::from_millis(1500), delta(DRAFT_TAIL)),
-            (Duration::ZERO, stream_end()),
+        stream_pieces(&[
+            (Duration::ZERO, DRAFT_HEAD),
+            (Duration::from_millis(1500), DRAFT_TAIL),
         ])
     })
     .await;
-    let server = Server::start_with(
-        &db,
-        &[
-            ("FRONTDESK_AUTOMATED_REPLIES", "on"),
-            ("FRONTDESK_LLM_URL", model.url.as_str()),
-            ("FRONTDESK_LLM_MAX_RETRIES", "0"),
-        ],
-    )
-    .await;
+    let server = Server::start_with(&db, &model.server_env()).await;
     let partner = server.register("Acme Shop").await;
     let _ada = server.agent("ada@example.com", false).await;
     server

@@ -14,17 +14,10 @@ on_both_backends!(a_reply_interrupted_by_a_killed_instance_is_made_once_by_the_n
 
 const PATIENCE: Duration = Duration::from_secs(15);
 
-fn env(model: &FakeModel, lease_secs: &'static str) -> Vec<(&'static str, String)> {
-    vec![
-        ("FRONTDESK_AUTOMATED_REPLIES", "on".into()),
-        ("FRONTDESK_LLM_URL", model.url.clone()),
-        ("FRONTDESK_LLM_MAX_RETRIES", "0".into()),
-        ("FRONTDESK_REPLY_LEASE_SECS", lease_secs.into()),
-    ]
-}
-
-async fn start(db: &TestDb, env: &[(&'static str, String)]) -> Server {
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+/// Automated replies by `model`, with a lease of `lease_secs`.
+async fn start(db: &TestDb, model: &FakeModel, lease_secs: &str) -> Server {
+    let mut env = model.server_env();
+    env.push(("FRONTDESK_REPLY_LEASE_SECS", lease_secs));
     Server::start_with(db, &env).await
 }
 
@@ -74,9 +67,8 @@ async fn two_instances_make_each_reply_once() {
     })
     .await;
     // A short lease, so both instances' sweeps keep looking for jobs to take.
-    let settings = env(&model, "1");
-    let a = start(&db, &settings).await;
-    let b = start(&db, &settings).await;
+    let a = start(&db, &model, "1").await;
+    let b = start(&db, &model, "1").await;
     let partner = a.register("Acme").await;
     let mut conversations = Vec::new();
     for i in 0..20 {
@@ -118,8 +110,7 @@ async fn a_reply_interrupted_by_a_killed_instance_is_made_once_by_the_next(backe
             Duration::ZERO,
         )
     });
-    let settings = env(&model, "1.5");
-    let first = start(&db, &settings).await;
+    let first = start(&db, &model, "1.5").await;
     let partner = first.register("Acme").await;
     let conversation = first.conversation(&partner, "ann").await;
     let token = first.session(&partner, "ann").await;
@@ -132,7 +123,7 @@ async fn a_reply_interrupted_by_a_killed_instance_is_made_once_by_the_next(backe
 
     // Killed mid-reply: nothing was stored.
     first.kill();
-    let next = start(&db, &settings).await;
+    let next = start(&db, &model, "1.5").await;
     assert!(bot_messages(&next, &partner, conversation).await.is_empty());
 
     // The next server takes the job over once its lease has run out, and makes it once.

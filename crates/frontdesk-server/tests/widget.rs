@@ -21,7 +21,7 @@ use fantoccini::elements::Element;
 use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
 use frontdesk_testkit::browser::{artefact_dir, Browser, ChromeDriver};
-use frontdesk_testkit::fake_model::{delta, stream_end, FakeModel, Step};
+use frontdesk_testkit::fake_model::{stream_pieces, FakeModel};
 use frontdesk_testkit::relay::Relay;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -860,22 +860,13 @@ async fn an_automated_reply_shows_as_it_is_written(backend: Backend) {
     };
     let db = TestDb::new(backend).await;
     let model = FakeModel::answering(|_req: &Value| {
-        Step::Stream(vec![
-            (Duration::ZERO, delta(DRAFT_HEAD)),
-            (Duration::from_millis(1500), delta(DRAFT_TAIL)),
-            (Duration::ZERO, stream_end()),
+        stream_pieces(&[
+            (Duration::ZERO, DRAFT_HEAD),
+            (Duration::from_millis(1500), DRAFT_TAIL),
         ])
     })
     .await;
-    let server = Server::start_with(
-        &db,
-        &[
-            ("FRONTDESK_AUTOMATED_REPLIES", "on"),
-            ("FRONTDESK_LLM_URL", model.url.as_str()),
-            ("FRONTDESK_LLM_MAX_RETRIES", "0"),
-        ],
-    )
-    .await;
+    let server = Server::start_with(&db, &model.server_env()).await;
     let partner = register(&server, "localhost").await;
     let agent = server.agent("agent@example.com", false).await;
     let token = server.session(&partner, TOKEN_CUSTOMER).await;

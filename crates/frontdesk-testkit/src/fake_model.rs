@@ -69,6 +69,16 @@ impl Step {
     }
 }
 
+/// `pieces` streamed, each after its pause, then the normal end.
+pub fn stream_pieces(pieces: &[(Duration, &str)]) -> Step {
+    let mut chunks: Vec<(Duration, String)> = pieces
+        .iter()
+        .map(|(pause, text)| (*pause, delta(text)))
+        .collect();
+    chunks.push((Duration::ZERO, stream_end()));
+    Step::Stream(chunks)
+}
+
 pub struct FakeModel {
     /// The API base to configure (`…/v1`).
     pub url: String,
@@ -124,6 +134,26 @@ impl FakeModel {
             fallback,
             in_flight,
         }
+    }
+
+    /// A model that answers every request with `text` after `latency`, streamed in `pieces`
+    /// when the request asks for a stream.
+    pub async fn replying(text: &str, latency: Duration, pieces: usize) -> Self {
+        let text = text.to_owned();
+        Self::answering(move |request: &Value| {
+            Step::reply(request, &text, latency, pieces, Duration::ZERO)
+        })
+        .await
+    }
+
+    /// The server environment that turns automated replies on with this model, failing fast
+    /// (no retries): for `Server::start_with`, extended with a test's own settings.
+    pub fn server_env(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("FRONTDESK_AUTOMATED_REPLIES", "on"),
+            ("FRONTDESK_LLM_URL", self.url.as_str()),
+            ("FRONTDESK_LLM_MAX_RETRIES", "0"),
+        ]
     }
 
     /// Changes what requests beyond the script get.

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use frontdesk_testkit::fake_model::{FakeModel, Step};
+use frontdesk_testkit::fake_model::FakeModel;
 use hyper::{Method, StatusCode};
 use serde_json::Value;
 use tokio::time::MissedTickBehavior;
@@ -31,20 +31,13 @@ use crate::ws::{self, Read};
 
 /// The fake model's latency (the figure).
 pub const MODEL_LATENCY: Duration = Duration::from_millis(300);
+/// What the fake model answers, in four streamed pieces.
+const REPLY: &str = "Thanks! Let me look into that for you.";
 /// Connections the paced POST load uses.
 const POST_CONNS: usize = 8;
 
 pub async fn run(ctx: &Ctx, backend: Backend) -> Result<Vec<Row>> {
-    let model = FakeModel::answering(|request: &Value| {
-        Step::reply(
-            request,
-            "Thanks! Let me look into that for you.",
-            MODEL_LATENCY,
-            4,
-            Duration::ZERO,
-        )
-    })
-    .await;
+    let model = FakeModel::replying(REPLY, MODEL_LATENCY, 4).await;
     let off = post_latency(
         ctx,
         backend,
@@ -59,18 +52,8 @@ pub async fn run(ctx: &Ctx, backend: Backend) -> Result<Vec<Row>> {
         |r| r.latency.p99_us as f64,
     );
     on.target = "within noise of off".to_owned();
-    // A model of its own, so its call count is this phase's (the baseline's calls are
-    // counted apart).
-    let fresh = FakeModel::answering(|request: &Value| {
-        Step::reply(
-            request,
-            "Thanks! Let me look into that for you.",
-            MODEL_LATENCY,
-            4,
-            Duration::ZERO,
-        )
-    })
-    .await;
+    // A model of its own, so its call count is this phase's.
+    let fresh = FakeModel::replying(REPLY, MODEL_LATENCY, 4).await;
     // The baseline: the same path for one conversation alone, in this run.
     let one = reply_latency(ctx, backend, &fresh, 1, "replies-latency-one").await?;
     let mut latency = reply_latency(
