@@ -55,16 +55,6 @@ async fn open(server: &Server, customer: &str) -> (Partner, i64, WsClient) {
     (partner, conversation, socket)
 }
 
-/// The automated messages in a conversation's REST history.
-async fn bot_messages(server: &Server, partner: &Partner, conversation: i64) -> Vec<Value> {
-    server
-        .history(partner, conversation)
-        .await
-        .into_iter()
-        .filter(|m| m["senderId"] == "bot")
-        .collect()
-}
-
 /// Waits until the history holds `count` automated messages, and returns them.
 async fn await_bot_messages(
     server: &Server,
@@ -74,7 +64,7 @@ async fn await_bot_messages(
 ) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        let found = bot_messages(server, partner, conversation).await;
+        let found = server.bot_messages(partner, conversation).await;
         if found.len() >= count {
             return found;
         }
@@ -195,7 +185,7 @@ async fn a_customer_message_gets_one_streamed_reply_over_the_socket_and_in_the_h
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0]["id"], payload["id"]);
     model_calls_stay(&model, 1).await;
-    assert_eq!(bot_messages(&server, &partner, conversation).await.len(), 1);
+    assert_eq!(server.bot_messages(&partner, conversation).await.len(), 1);
     socket.expect_quiet().await;
     // The key reached the model and never the log.
     assert_eq!(
@@ -275,7 +265,7 @@ async fn a_burst_of_messages_gets_one_reply_that_saw_all_of_them(backend: Backen
     }
     let stored = await_bot_messages(&server, &partner, conversation, 1).await;
     model_calls_stay(&model, model.bodies().len()).await;
-    let stored_now = bot_messages(&server, &partner, conversation).await;
+    let stored_now = server.bot_messages(&partner, conversation).await;
     assert_eq!(
         stored_now.len(),
         1,
@@ -328,17 +318,13 @@ async fn an_agent_taking_the_conversation_mid_stream_drops_the_half_made_reply(b
     );
     // Well past the model's end: still nothing stored.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert!(bot_messages(&server, &partner, conversation)
-        .await
-        .is_empty());
+    assert!(server.bot_messages(&partner, conversation).await.is_empty());
     // And the next customer message, now that an agent holds it, gets no automated reply.
     server
         .say(&partner, conversation, "ann", "Are you there?")
         .await;
     model_calls_stay(&model, 1).await;
-    assert!(bot_messages(&server, &partner, conversation)
-        .await
-        .is_empty());
+    assert!(server.bot_messages(&partner, conversation).await.is_empty());
 }
 
 /// The conversation as the agent list shows it.
@@ -450,7 +436,7 @@ async fn the_model_hands_off_with_its_tool_and_the_bot_never_speaks_again(backen
         .say(&partner, conversation, "ann", "Hello? Anyone?")
         .await;
     model_calls_stay(&model, 1).await;
-    assert_eq!(bot_messages(&server, &partner, conversation).await.len(), 1);
+    assert_eq!(server.bot_messages(&partner, conversation).await.len(), 1);
 }
 
 async fn a_customer_asking_for_a_person_is_handed_off_without_asking_the_model(backend: Backend) {
@@ -521,7 +507,7 @@ async fn the_token_budget_hands_off(backend: Backend) {
         server.say(&partner, conversation, "ann", text).await;
         await_bot_messages(&server, &partner, conversation, i + 1).await;
     }
-    let said = bot_messages(&server, &partner, conversation).await;
+    let said = server.bot_messages(&partner, conversation).await;
     let handoffs: Vec<bool> = said
         .iter()
         .map(|m| m["metadata"]["handoff"] == true)
@@ -591,7 +577,7 @@ async fn a_follow_up_sent_as_a_reply_lands_is_answered_at_once(backend: Backend)
     for (conversation, follow_up) in conversations {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let said = bot_messages(&server, &partner, conversation).await;
+            let said = server.bot_messages(&partner, conversation).await;
             if said.iter().any(|m| m["metadata"]["replyTo"] == follow_up) {
                 break;
             }
@@ -775,7 +761,7 @@ async fn the_offline_responder_greets_once_per_conversation(backend: Backend) {
             .all(|f| f["type"] == "message" && f["payload"]["senderId"] == "ann"),
         "{after:?}"
     );
-    assert_eq!(bot_messages(&server, &partner, conversation).await.len(), 1);
+    assert_eq!(server.bot_messages(&partner, conversation).await.len(), 1);
     // Another conversation is greeted again.
     let other = server.conversation(&partner, "bob").await;
     server.say(&partner, other, "bob", "Hi").await;
@@ -791,7 +777,5 @@ async fn no_automated_reply_once_an_agent_holds_the_conversation(backend: Backen
     server.assign(&agent, conversation).await;
     server.say(&partner, conversation, "ann", "Hi").await;
     model_calls_stay(&model, 0).await;
-    assert!(bot_messages(&server, &partner, conversation)
-        .await
-        .is_empty());
+    assert!(server.bot_messages(&partner, conversation).await.is_empty());
 }

@@ -21,22 +21,13 @@ async fn start(db: &TestDb, model: &FakeModel, lease_secs: &str) -> Server {
     Server::start_with(db, &env).await
 }
 
-async fn bot_messages(server: &Server, partner: &Partner, conversation: i64) -> Vec<Value> {
-    server
-        .history(partner, conversation)
-        .await
-        .into_iter()
-        .filter(|m| m["senderId"] == "bot")
-        .collect()
-}
-
 /// Waits until every conversation has at least one automated message; returns the counts.
 async fn await_replies(server: &Server, partner: &Partner, conversations: &[i64]) -> Vec<usize> {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let mut counts = Vec::new();
         for conversation in conversations {
-            counts.push(bot_messages(server, partner, *conversation).await.len());
+            counts.push(server.bot_messages(partner, *conversation).await.len());
         }
         if counts.iter().all(|n| *n >= 1) {
             return counts;
@@ -85,7 +76,7 @@ async fn two_instances_make_each_reply_once() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let mut counts = Vec::new();
     for conversation in &conversations {
-        counts.push(bot_messages(&a, &partner, *conversation).await.len());
+        counts.push(a.bot_messages(&partner, *conversation).await.len());
     }
     assert_eq!(counts, vec![1; 20], "each trigger got exactly one reply");
     assert_eq!(model.bodies().len(), 20, "and one model call each");
@@ -124,15 +115,15 @@ async fn a_reply_interrupted_by_a_killed_instance_is_made_once_by_the_next(backe
     // Killed mid-reply: nothing was stored.
     first.kill();
     let next = start(&db, &model, "1.5").await;
-    assert!(bot_messages(&next, &partner, conversation).await.is_empty());
+    assert!(next.bot_messages(&partner, conversation).await.is_empty());
 
     // The next server takes the job over once its lease has run out, and makes it once.
     let counts = await_replies(&next, &partner, &[conversation]).await;
     assert_eq!(counts, [1]);
-    let reply = bot_messages(&next, &partner, conversation).await;
+    let reply = next.bot_messages(&partner, conversation).await;
     assert_eq!(reply[0]["content"], "Here is your answer.");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(bot_messages(&next, &partner, conversation).await.len(), 1);
+    assert_eq!(next.bot_messages(&partner, conversation).await.len(), 1);
     assert_eq!(
         model.bodies().len(),
         2,

@@ -128,6 +128,17 @@ impl BotRow {
 /// and the customer's Flashback text.
 type Claimed = (MessageId, u32, ConversationRow, BotRow, Option<String>);
 
+/// The job a claim read.
+fn job_of((trigger, attempts, row, bot, flashback): Claimed) -> Result<ReplyJob, StoreError> {
+    Ok(ReplyJob {
+        conversation: row.try_into()?,
+        trigger,
+        attempts,
+        bot: bot.state(),
+        flashback: flashback_of(flashback)?,
+    })
+}
+
 fn lease_end(lease: std::time::Duration) -> PrimitiveDateTime {
     now().as_utc() + lease
 }
@@ -191,16 +202,7 @@ impl Store {
                 }
             }
         });
-        let Some((trigger, attempts, row, bot, flashback)) = claimed else {
-            return Ok(None);
-        };
-        Ok(Some(ReplyJob {
-            conversation: row.try_into()?,
-            trigger,
-            attempts,
-            bot: bot.state(),
-            flashback: flashback_of(flashback)?,
-        }))
+        claimed.map(job_of).transpose()
     }
 
     /// The job of `conversation` if `owner` holds its lease already: the commit of the
@@ -239,16 +241,7 @@ impl Store {
                     (MessageId(trigger), attempts, row, bot, flashback)
                 })
         });
-        let Some((trigger, attempts, row, bot, flashback)) = held else {
-            return Ok(None);
-        };
-        Ok(Some(ReplyJob {
-            conversation: row.try_into()?,
-            trigger,
-            attempts,
-            bot: bot.state(),
-            flashback: flashback_of(flashback)?,
-        }))
+        held.map(job_of).transpose()
     }
 
     /// Jobs nobody holds a live lease on (their instance died), and `owner`'s own (one it

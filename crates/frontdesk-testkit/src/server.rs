@@ -354,6 +354,15 @@ impl Server {
             }
         }
     }
+
+    /// The automated responder's messages in a conversation's history (`senderId` `bot`).
+    pub async fn bot_messages(&self, partner: &Partner, conversation: i64) -> Vec<Value> {
+        self.history(partner, conversation)
+            .await
+            .into_iter()
+            .filter(|m| m["senderId"] == "bot")
+            .collect()
+    }
 }
 
 impl Server {
