@@ -281,3 +281,35 @@ async fn beyond_the_in_flight_limit_a_call_fails_at_once() {
         "a full limit is no failure of the model"
     );
 }
+
+#[tokio::test]
+async fn without_tools_the_model_is_asked_for_json_and_its_handoff_is_read_from_it() {
+    let answer = r#"{"reply": "", "handoff": "wants a refund"}"#;
+    let model = FakeModel::start(vec![
+        Step::Answer(200, vec![], completion(answer)),
+        // A server that ignores the schema still answers: its text is the reply.
+        Step::Answer(200, vec![], completion("Plain words.")),
+    ])
+    .await;
+    let mut settings = config(&model.url);
+    settings.tools = false;
+    let client = LlmClient::new(settings).unwrap_or_else(|e| panic!("{e}"));
+    let reply = client
+        .complete(&prompt())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reply.handoff.as_deref(), Some("wants a refund"));
+    let plain = client
+        .complete(&prompt())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((plain.text.as_str(), plain.handoff), ("Plain words.", None));
+
+    let (body, _) = &model.requests()[0];
+    assert!(body.get("tools").is_none(), "no tools offered: {body}");
+    assert_eq!(body["response_format"]["type"], "json_schema");
+    assert_eq!(
+        body["response_format"]["json_schema"]["schema"]["required"],
+        json!(["reply", "handoff"])
+    );
+}
