@@ -12,6 +12,7 @@ pub mod config;
 pub(crate) mod cors;
 pub(crate) mod error;
 pub(crate) mod extract;
+pub(crate) mod head;
 pub(crate) mod key_cache;
 pub(crate) mod limiter;
 pub mod logging;

@@ -127,6 +127,8 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             .app_data(extract::json_config())
             .app_data(extract::path_config())
             .app_data(extract::query_config())
+            // Innermost, so the log and the guards see the method as sent.
+            .wrap(from_fn(crate::head::head_as_get))
             .wrap(crate::cors::cors(Arc::clone(&origins)))
             .wrap(from_fn(guard_requests))
             .wrap(from_fn(log_request))
