@@ -311,7 +311,6 @@
   function findConversation() {
     if (st().conv) return catchUp();
     return request('GET', '/api/partner/conversations/' + encodeURIComponent(w.cid)).then(function (r) {
-      if (r.status === 404) return null;
       if (!r.ok) throw new Error('conversations ' + r.status);
       var open = (r.data || []).filter(function (c) { return c.status !== 'closed'; }).pop();
       if (open) { save({ conv: open.id }); return catchUp(); }
