@@ -367,4 +367,73 @@ mod tests {
         assert!(!is_too_large(&std::io::Error::other("other")));
         assert!(guard.next().await.is_none());
     }
+
+    /// Generated streams (proptest; issue 17's fuzzing of the frame decoder, on stable Rust).
+    mod generated {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Feeds `bytes` in the chunks `cuts` makes; the first refusal, if any.
+        fn follow_in_chunks(bytes: &[u8], cuts: &[usize]) -> Result<(), Violation> {
+            let mut tracker = HeaderTracker::new(LIMIT);
+            let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut start = 0;
+            for cut in cuts.into_iter().chain(std::iter::once(bytes.len())) {
+                tracker.follow(&bytes[start..cut])?;
+                start = cut;
+            }
+            Ok(())
+        }
+
+        /// A well-formed client frame: a whole text, binary or control frame within the limits.
+        fn good_frame() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                (0usize..2_000).prop_map(|n| frame(true, OP_TEXT, n)),
+                (0usize..2_000).prop_map(|n| frame(true, OP_BINARY, n)),
+                (0usize..=125).prop_map(|n| frame(true, 0x9, n)),
+                (0usize..=125).prop_map(|n| frame(true, 0xA, n)),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Whatever the bytes and however the network cuts them, the verdict is the same
+            /// and nothing panics.
+            #[test]
+            fn the_verdict_does_not_depend_on_chunk_boundaries(
+                bytes in prop::collection::vec(any::<u8>(), 0..300),
+                cuts in prop::collection::vec(any::<usize>(), 0..8),
+            ) {
+                let whole = HeaderTracker::new(LIMIT).follow(&bytes);
+                prop_assert_eq!(follow_in_chunks(&bytes, &cuts), whole);
+            }
+
+            /// Any sequence of well-formed frames passes, in any chunking.
+            #[test]
+            fn well_formed_frames_pass(
+                frames in prop::collection::vec(good_frame(), 1..6),
+                cuts in prop::collection::vec(any::<usize>(), 0..8),
+            ) {
+                let bytes = frames.concat();
+                prop_assert_eq!(follow_in_chunks(&bytes, &cuts), Ok(()));
+            }
+
+            /// A data frame declaring more than the limit is refused from its header alone,
+            /// whatever follows and however it is cut.
+            #[test]
+            fn an_oversized_header_is_refused_at_once(
+                length in (LIMIT as u64 + 1)..=u64::MAX,
+                binary in any::<bool>(),
+                tail in prop::collection::vec(any::<u8>(), 0..64),
+                cuts in prop::collection::vec(any::<usize>(), 0..4),
+            ) {
+                let mut bytes = header(true, if binary { OP_BINARY } else { OP_TEXT }, length);
+                bytes.extend(tail);
+                prop_assert_eq!(follow_in_chunks(&bytes, &cuts), Err(Violation::TooLarge));
+            }
+        }
+    }
 }
