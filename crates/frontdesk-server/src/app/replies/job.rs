@@ -105,17 +105,21 @@ impl Worker {
                 None
             }
         };
-        // What the job last heard, read once it has ended (below).
+        // What the job last heard, read once it has ended (below), and the newest customer
+        // message it answered.
         let last = heard.clone();
+        let mut answered = None;
         if let Some(job) = claimed {
             let typing = Rc::new(progress::Typing::new(&self.store, &job.conversation));
+            answered = Some(job.trigger);
             let run =
                 tokio::task::spawn_local(Rc::clone(&self).run(job, heard, Rc::clone(&typing)));
-            if run.await.is_err() {
-                tracing::error!(
+            match run.await {
+                Ok(trigger) => answered = Some(trigger),
+                Err(_) => tracing::error!(
                     conversation = conversation.0,
                     "a reply job panicked; its lease will run out"
-                );
+                ),
             }
             // Whatever ended the job: what was switched on is switched off.
             if typing.is_on() {
@@ -126,7 +130,11 @@ impl Worker {
         // A customer message that came as the job ended was only a nudge to it, and its commit
         // may have made a new job held by this instance: look again now rather than when the
         // sweep finds it. (Nothing to do finds nothing: one read.)
-        if matches!(*last.borrow(), Nudge::Newer(_)) {
+        let newer = match *last.borrow() {
+            Nudge::Newer(message) => answered.is_none_or(|answered| message > answered),
+            _ => false,
+        };
+        if newer {
             self.start_or_nudge(conversation, None);
         }
     }
@@ -136,7 +144,7 @@ impl Worker {
         mut job: ReplyJob,
         mut heard: watch::Receiver<Nudge>,
         typing: Rc<progress::Typing>,
-    ) {
+    ) -> MessageId {
         let id = job.conversation.id;
         loop {
             let outcome = tokio::select! {
@@ -154,16 +162,18 @@ impl Worker {
                                 job.trigger = job.trigger.max(trigger);
                                 continue;
                             }
-                            _ => return,
+                            _ => return job.trigger,
                         }
                     }
                 },
                 () = self.heartbeat(&job, &typing) => {
                     tracing::info!(conversation = id.0, "reply job lost its lease; another instance has it");
-                    return;
+                    return job.trigger;
                 }
             };
-            let Some(outcome) = outcome else { return };
+            let Some(outcome) = outcome else {
+                return job.trigger;
+            };
             let spent = match &outcome {
                 ReplyOutcome::Reply { tokens, .. } => *tokens,
                 _ => 0,
@@ -187,13 +197,13 @@ impl Worker {
                         handoff,
                         "automated message stored"
                     );
-                    return;
+                    return job.trigger;
                 }
-                Ok(Finished::Counted | Finished::Dropped | Finished::Lost) => return,
+                Ok(Finished::Counted | Finished::Dropped | Finished::Lost) => return job.trigger,
                 Err(error) => {
                     // The job stays in the database; its lease runs out and it is taken again.
                     tracing::warn!(conversation = id.0, %error, "finishing a reply job failed");
-                    return;
+                    return job.trigger;
                 }
             }
         }

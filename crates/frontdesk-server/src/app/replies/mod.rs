@@ -1,12 +1,13 @@
 //! Automated replies (contract.md, "Automated replies"; docs/automated-replies.md).
 //!
 //! A customer's message in a conversation no agent holds leaves a durable reply job in the
-//! same commit (the store's group commit). This instance is told at once (`trigger`); any
-//! instance's sweep finds jobs nobody holds. A job is claimed under a lease, composed (the
-//! model streams `messageDelta` frames, or the offline responder greets), and finished in one
-//! transaction that re-checks the conversation under its lock: an agent who took it meanwhile
-//! wins and the half-made reply is dropped. `typing` is switched on while a job runs and off
-//! when it ends, however it ends. The customer's request never waits for any of it.
+//! same commit (the store's group commit), held by this instance under a lease. This instance
+//! is told at once (`trigger`); every instance's sweep finds jobs whose lease ran out. A job is
+//! composed (the model streams `messageDelta` frames, or the offline responder greets) and its
+//! reply stored through the group commit, checked in its batch against the job and the locked
+//! conversation: an agent who took it meanwhile wins and the half-made reply is dropped.
+//! `typing` is switched on while a reply is written and off when the job ends, however it
+//! ends. The customer's request never waits for any of it.
 
 mod compose;
 mod job;
