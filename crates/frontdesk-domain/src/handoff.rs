@@ -312,6 +312,36 @@ mod tests {
     const PHRASES: &[&str] = DEFAULT_PERSON_PHRASES;
 
     #[test]
+    fn the_stored_counters_read_back_as_the_state_they_were() {
+        assert_eq!(BotState::from_stored(0, 0, 0, None), BotState::Fresh);
+        let answering = BotState::Answering {
+            replies: 2,
+            tokens: 50,
+            failures: 1,
+        };
+        assert_eq!(BotState::from_stored(2, 50, 1, None), answering);
+        assert_eq!(
+            BotState::from_stored(0, 0, 1, None),
+            BotState::Answering {
+                replies: 0,
+                tokens: 0,
+                failures: 1
+            }
+        );
+        let handoff = Handoff {
+            reason: "the customer asked for a person".into(),
+            at: at(),
+        };
+        assert_eq!(
+            BotState::from_stored(3, 10, 0, Some(handoff.clone())),
+            BotState::HandedOff(handoff)
+        );
+        assert_eq!(answering.replies(), 2);
+        assert_eq!(BotState::Fresh.replies(), 0);
+        assert_eq!(BotState::Fresh.replied(7).replied(7).replies(), 2);
+    }
+
+    #[test]
     fn the_models_reason_is_cut_and_cleaned_before_agents_see_it() {
         let long = "x".repeat(500);
         assert_eq!(
@@ -343,6 +373,14 @@ mod tests {
         );
         assert_eq!(state.next(&waiting, "hi", &budget, PHRASES), Next::Reply);
         let state = state.replied(100).spent(5_000);
+        assert_eq!(
+            state,
+            BotState::Answering {
+                replies: 1,
+                tokens: 20_100,
+                failures: 0
+            }
+        );
         assert_eq!(
             state.next(&waiting, "hi", &budget, PHRASES),
             Next::HandOff(HandoffReason::Budget)
