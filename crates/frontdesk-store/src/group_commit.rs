@@ -557,8 +557,13 @@ mod plan {
             .collect()
     }
 
-    /// The bot's reply to customer message `trigger` in `conversation`.
+    /// The bot's reply to customer message `trigger` in `conversation`, through Acme's key.
     fn reply(conversation: i64, trigger: i64) -> Request {
+        reply_from(ACME, conversation, trigger)
+    }
+
+    /// The same for `partner`'s conversation (the database tests below use it too).
+    pub(super) fn reply_from(partner: PartnerId, conversation: i64, trigger: i64) -> Request {
         let draft = MessageDraft::new(
             ConversationId(conversation),
             Sender::Bot,
@@ -568,7 +573,7 @@ mod plan {
         )
         .unwrap_or_else(|e| panic!("draft: {e}"));
         Request {
-            viewer: Viewer::Partner(ACME),
+            viewer: Viewer::Partner(partner),
             draft,
             append_key: None,
             reply: Some(ReplyMark { trigger, tokens: 7 }),
@@ -734,6 +739,29 @@ mod tests {
 
     use super::*;
 
+    /// Ann's message `content` in `conversation`, through the partner's key.
+    fn customer_request(
+        partner: &frontdesk_domain::Partner,
+        conversation: &Conversation,
+        content: &str,
+        client_id: Option<&str>,
+        append_key: Option<&str>,
+    ) -> Request {
+        Request {
+            viewer: Viewer::Partner(partner.id),
+            draft: MessageDraft::new(
+                conversation.id,
+                Sender::Customer(conversation.customer_id.clone()),
+                content.into(),
+                None,
+                client_id.map(str::to_owned),
+            )
+            .unwrap_or_else(|e| panic!("draft: {e}")),
+            append_key: append_key.map(str::to_owned),
+            reply: None,
+        }
+    }
+
     async fn retry_after_a_commit_stores_nothing_twice(url: &str) {
         let (store, partner) = crate::test_store::with_acme(url).await;
         let ann = CustomerId::parse("ann").unwrap_or_else(|e| panic!("{e}"));
@@ -741,18 +769,8 @@ mod tests {
             .create_conversation(partner.id, &ann)
             .await
             .unwrap_or_else(|e| panic!("conversation: {e}"));
-        let request = |content: &str, client_id: Option<&str>, key: Option<&str>| Request {
-            viewer: Viewer::Partner(partner.id),
-            draft: MessageDraft::new(
-                conversation.id,
-                Sender::Customer(ann.clone()),
-                content.into(),
-                None,
-                client_id.map(str::to_owned),
-            )
-            .unwrap_or_else(|e| panic!("draft: {e}")),
-            append_key: key.map(str::to_owned),
-            reply: None,
+        let request = |content: &str, client_id: Option<&str>, key: Option<&str>| {
+            customer_request(&partner, &conversation, content, client_id, key)
         };
         let batch = vec![
             request("no id", None, Some("key-1")),
@@ -820,18 +838,9 @@ mod tests {
             owner: Arc::from("instance-a"),
             lease: Duration::from_secs(60),
         };
-        let said = |content: &str| Request {
-            viewer: Viewer::Partner(partner.id),
-            draft: MessageDraft::new(
-                conversation.id,
-                Sender::Customer(ann.clone()),
-                content.into(),
-                None,
-                Some(format!("c-{content}")),
-            )
-            .unwrap_or_else(|e| panic!("draft: {e}")),
-            append_key: None,
-            reply: None,
+        let said = |content: &str| {
+            let client_id = format!("c-{content}");
+            customer_request(&partner, &conversation, content, Some(&client_id), None)
         };
         let first = write_batch(&store.pool, &[said("first")], &replies)
             .await
@@ -840,22 +849,7 @@ mod tests {
             panic!("first not stored");
         };
         let t1 = first.message.id.0;
-        let reply = Request {
-            viewer: Viewer::Partner(partner.id),
-            draft: MessageDraft::new(
-                conversation.id,
-                Sender::Bot,
-                "Hello!".into(),
-                None,
-                Some(format!("bot-reply:{t1}")),
-            )
-            .unwrap_or_else(|e| panic!("draft: {e}")),
-            append_key: None,
-            reply: Some(ReplyMark {
-                trigger: t1,
-                tokens: 5,
-            }),
-        };
+        let reply = super::plan::reply_from(partner.id, conversation.id.0, t1);
         let both = write_batch(&store.pool, &[reply, said("second")], &replies)
             .await
             .unwrap_or_else(|e| panic!("batch: {e}"));
